@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Top-level entry points. 'make run' is the demonstration, 'make check' the
+# tests; both do all set-up. See README.md.
+
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vfio-revoke
+export CACHE_DIR
+
+SCRIPTS := $(CURDIR)/scripts
+MODULES := mock-pci vfio-variant
+# KDIR=/path builds against an existing Rust-enabled kernel build tree;
+# otherwise 'make kernel' builds the project's kernel into CACHE_DIR and
+# records its path in build/kdir.
+KDIR_FILE := $(CURDIR)/build/kdir
+KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
+
+.PHONY: all deps kernel modules kunit selftest lint check run vm-shell clean distclean help
+
+all: modules
+
+help:
+	@echo "make run        boot a guest and show the fork/revoke demonstration"
+	@echo "make check      run every test (deps, kernel, modules, lint, kunit, selftests)"
+	@echo "make deps       install the tools (Debian packages, virtme-ng, bindgen)"
+	@echo "make kernel     fetch, patch, configure and build the guest kernel (cached)"
+	@echo "make modules    build the out-of-tree modules"
+	@echo "make kunit      run every KUnit suite of the project in one guest"
+	@echo "make lint       rustfmt check and clippy on the modules"
+	@echo "make vm-shell   interactive guest with the modules loaded"
+	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
+
+deps:
+	@$(SCRIPTS)/deps
+
+kernel: deps
+ifeq ($(KDIR),)
+	@mkdir -p build
+	@$(SCRIPTS)/build-kernel $(CACHE_DIR) | tail -n1 > $(KDIR_FILE).new
+	@mv $(KDIR_FILE).new $(KDIR_FILE)
+else
+	@$(SCRIPTS)/check-kdir $(KDIR)
+endif
+
+modules: kernel
+	@for m in $(MODULES); do \
+		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s modules || exit 1; \
+	done
+
+lint: kernel
+	@for m in $(MODULES); do \
+		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s rustfmtcheck || \
+			{ echo "error: $$m is not rustfmt clean: run 'make fmt'"; exit 1; }; \
+		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s CLIPPY=1 KRUSTFLAGS=-Dwarnings modules || \
+			{ echo "error: clippy warnings in $$m"; exit 1; }; \
+	done
+	@echo "lint: rustfmt and clippy clean"
+
+fmt: kernel
+	@for m in $(MODULES); do $(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s rustfmt; done
+
+kunit: modules
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/run-kunit
+
+check: deps kernel modules lint kunit
+	@echo "check: all passed"
+
+run: modules
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- scripts/demo
+
+vm-shell: modules
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run --interactive
+
+clean:
+	@for m in $(MODULES); do \
+		[ -z "$(KDIR_OF)" ] || $(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s clean; \
+	done
+	rm -rf build
+
+distclean: clean
+	rm -rf $(CACHE_DIR)
