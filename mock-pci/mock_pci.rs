@@ -29,7 +29,7 @@ struct MockPci;
 
 impl kernel::Module for MockPci {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let bar0 = params::bar_size("bar0_size", *module_parameters::bar0_size.value())?;
+        let bar0 = params::bar_size("bar0_size", module_parameters::bar0_size.value())?;
         pr_info!("loaded: BAR0 {} KiB\n", bar0 / 1024);
         Ok(MockPci)
     }

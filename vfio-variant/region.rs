@@ -3,7 +3,7 @@
 //! The vfio-pci file offset layout: region index in the high bits, offset
 //! within the region in the low [`OFFSET_SHIFT`] bits.
 
-use kernel::bindings;
+use kernel::{bindings, prelude::*};
 
 /// Bits of a device file offset that address bytes within one region.
 pub(crate) const OFFSET_SHIFT: u32 = bindings::VFIO_PCI_OFFSET_SHIFT;
