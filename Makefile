@@ -14,7 +14,7 @@ MODULES := mock-pci vfio-variant
 KDIR_FILE := $(CURDIR)/build/kdir
 KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
 
-.PHONY: all deps kernel modules kunit selftest lint check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit selftest lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -47,16 +47,11 @@ modules: kernel
 	done
 
 lint: kernel
-	@for m in $(MODULES); do \
-		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s rustfmtcheck || \
-			{ echo "error: $$m is not rustfmt clean: run 'make fmt'"; exit 1; }; \
-		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s CLIPPY=1 KRUSTFLAGS=-Dwarnings modules || \
-			{ echo "error: clippy warnings in $$m"; exit 1; }; \
-	done
-	@echo "lint: rustfmt and clippy clean"
+	@$(SCRIPTS)/lint $(KDIR_OF) $(MODULES)
+	@$(MAKE) -s modules
 
 fmt: kernel
-	@for m in $(MODULES); do $(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s rustfmt; done
+	@$(SCRIPTS)/lint $(KDIR_OF) --fix $(MODULES)
 
 kunit: modules
 	@KDIR=$(KDIR_OF) $(SCRIPTS)/run-kunit
