@@ -5,12 +5,27 @@
 //!
 //! Every mapping lives in the VFIO device inode's `address_space`, every
 //! revocation zaps it with `unmap_mapping_range()`, and a fault inserts the
-//! whole vma. A legacy mode reproduces the pre-2024 design as a negative
-//! control for the tests.
+//! whole vma (PMD entries where possible). A legacy mode reproduces the
+//! pre-2024 design as a negative control for the tests; see README.md.
+//!
+//! Layout: [`driver`] (PCI driver, probe/remove), [`ops`] (vfio_device_ops),
+//! [`device`] (per-device state, revocation), [`fixed`] and [`legacy`]
+//! (the two fault paths), [`counters`], [`debugfs`], [`region`] (pure
+//! geometry), and the FFI layers [`vfio`] and [`mm`].
 
 use kernel::prelude::*;
 
+mod counters;
+mod debugfs;
+mod device;
+mod driver;
+mod fixed;
+mod kunit_dev;
+mod legacy;
+mod mm;
+mod ops;
 mod region;
+mod vfio;
 
 module! {
     type: VfioVariant,
@@ -18,19 +33,31 @@ module! {
     authors: ["vfio-revoke developers"],
     description: "vfio-pci variant driver with revocable, fork-safe BAR mappings",
     license: "GPL",
+    params: {
+        legacy: bool {
+            default: false,
+            description: "Map BARs with the pre-2024 (buggy) design: negative control for tests only",
+        },
+    },
 }
 
-struct VfioVariant;
-
-impl kernel::Module for VfioVariant {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("loaded\n");
-        Ok(VfioVariant)
-    }
+#[pin_data]
+struct VfioVariant {
+    #[pin]
+    driver: driver::Driver,
 }
 
-impl Drop for VfioVariant {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
+impl kernel::InPlaceModule for VfioVariant {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        if module_parameters::legacy.value() {
+            pr_warn!("legacy mode: BAR mappings use the pre-2024 design (fork bug reproduced)\n");
+        }
+        try_pin_init!(Self {
+            driver <- driver::Driver::register(module),
+        })
+        .pin_chain(|this| {
+            driver::Driver::publish(&this.driver);
+            Ok(())
+        })
     }
 }

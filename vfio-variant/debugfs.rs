@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-device debugfs directory `vfio_variant/<BDF>/`:
+//!
+//! * `counters`: read for `faults`, `ptes`, `pmds`, `zaps`, `sigbus`; write
+//!   anything to reset them all to zero.
+//! * `revoke`: write anything for a driver-initiated revoke.
+//! * `mode`: `fixed` or `legacy`; writing it selects the design that mmaps
+//!   made from then on use (existing mappings keep theirs).
+
+use crate::device::{DevRef, Mode};
+use kernel::{
+    debugfs::{Dir, Scope},
+    fmt,
+    prelude::*,
+    uaccess::UserSliceReader,
+};
+
+/// The device's debugfs directory; removed when dropped.
+pub(crate) type DeviceDir = Scope<DevRef>;
+
+/// Creates `parent/<name>/` for `dev`.
+pub(crate) fn create(parent: &Dir, name: &CStr, dev: DevRef) -> Result<Pin<KBox<DeviceDir>>> {
+    KBox::pin_init(
+        parent.scope(dev, name, |dev, dir| {
+            dir.read_write_callback_file(c"counters", dev, &show_counters, &reset_counters);
+            dir.write_only_callback_file(c"revoke", dev, &revoke);
+            dir.read_write_callback_file(c"mode", dev, &show_mode, &set_mode);
+        }),
+        GFP_KERNEL,
+    )
+}
+
+/// Reads at most 16 bytes of user input, trimmed.
+fn read_word(r: &mut UserSliceReader, buf: &mut [u8; 16]) -> Result<usize> {
+    let n = r.len().min(buf.len());
+    r.read_slice(&mut buf[..n])?;
+    let mut n = n;
+    while n > 0 && buf[n - 1].is_ascii_whitespace() {
+        n -= 1;
+    }
+    Ok(n)
+}
+
+fn show_counters(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{}", dev.counters().snapshot())
+}
+
+fn reset_counters(dev: &DevRef, _r: &mut UserSliceReader) -> Result {
+    dev.counters().reset();
+    Ok(())
+}
+
+fn revoke(dev: &DevRef, _r: &mut UserSliceReader) -> Result {
+    dev.revoke();
+    Ok(())
+}
+
+fn show_mode(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match dev.mode() {
+        Mode::Fixed => writeln!(f, "fixed"),
+        Mode::Legacy => writeln!(f, "legacy"),
+    }
+}
+
+fn set_mode(dev: &DevRef, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    let n = read_word(r, &mut buf)?;
+    match &buf[..n] {
+        b"fixed" | b"0" => dev.set_mode(Mode::Fixed),
+        b"legacy" | b"1" => dev.set_mode(Mode::Legacy),
+        _ => return Err(EINVAL),
+    }
+    Ok(())
+}

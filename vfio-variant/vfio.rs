@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin safe wrappers over the vfio and vfio-pci core C API.
+//!
+//! [`CoreDevice`] is a `struct vfio_pci_core_device` owned by the vfio core.
+//! Its `memory_lock` is exposed as RAII guards; the device inode's
+//! `address_space` (shared by every device file since the 2024 fix) is
+//! exposed as [`CoreDevice::unmap_all`].
+
+use crate::{mm::Fault, mm::VmFault, region};
+use kernel::{bindings, types::Opaque};
+
+/// `PCI_D0` (a cast macro bindgen cannot translate): full power.
+const PCI_D0: bindings::pci_power_t = 0;
+
+/// A vfio-pci core device (`struct vfio_pci_core_device`).
+#[repr(transparent)]
+pub(crate) struct CoreDevice(Opaque<bindings::vfio_pci_core_device>);
+
+// SAFETY: the C object is designed for concurrent use; all mutable state this
+// driver touches is protected by its own locks or by `memory_lock`.
+unsafe impl Sync for CoreDevice {}
+// SAFETY: see above; the object is not tied to a thread.
+unsafe impl Send for CoreDevice {}
+
+impl CoreDevice {
+    /// # Safety
+    ///
+    /// `ptr` must point to a `vfio_pci_core_device` initialised by
+    /// `vfio_pci_core_init_dev()` that outlives `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::vfio_pci_core_device) -> &'a Self {
+        // SAFETY: `Self` is a transparent wrapper; validity per the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The C pointer.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::vfio_pci_core_device {
+        self.0.get()
+    }
+
+    /// The embedded `struct vfio_device`.
+    pub(crate) fn vfio(&self) -> *mut bindings::vfio_device {
+        // SAFETY: field projection inside a valid object.
+        unsafe { &raw mut (*self.as_ptr()).vdev }
+    }
+
+    fn pdev(&self) -> *mut bindings::pci_dev {
+        // SAFETY: `pdev` is set by `vfio_pci_core_init_dev()` and never changes.
+        unsafe { (*self.as_ptr()).pdev }
+    }
+
+    fn memory_lock(&self) -> *mut bindings::rw_semaphore {
+        // SAFETY: field projection inside a valid object.
+        unsafe { &raw mut (*self.as_ptr()).memory_lock }
+    }
+
+    /// Takes `memory_lock` for reading (fault path).
+    pub(crate) fn memory_read(&self) -> MemoryRead<'_> {
+        // SAFETY: the rwsem was initialised by `vfio_pci_core_init_dev()`.
+        unsafe { bindings::down_read(self.memory_lock()) };
+        MemoryRead(self)
+    }
+
+    /// Takes `memory_lock` for writing (around zaps).
+    pub(crate) fn memory_write(&self) -> MemoryWrite<'_> {
+        // SAFETY: the rwsem was initialised by `vfio_pci_core_init_dev()`.
+        unsafe { bindings::down_write(self.memory_lock()) };
+        MemoryWrite(self)
+    }
+
+    /// First page frame of BAR `index`.
+    pub(crate) fn bar_pfn(&self, index: usize) -> usize {
+        // SAFETY: `pdev` is valid; `index` < PCI_STD_NUM_BARS is checked by
+        // `vfio_pci_core_mmap()` before any vma reaches this driver.
+        let start = unsafe { (*self.pdev()).resource[index].start };
+        (start >> region::PAGE_SHIFT) as usize
+    }
+
+    /// Whether device memory is accessible right now: runtime PM not
+    /// engaged, COMMAND.MEM set (virtual config) and the function in D0.
+    /// Racy unless `memory_lock` is held; used to observe revocations.
+    pub(crate) fn memory_accessible_unlocked(&self) -> bool {
+        let p = self.as_ptr();
+        // SAFETY: plain reads of fields of a valid, enabled device. Before
+        // `open_device` `vconfig` is NULL, so check it first.
+        unsafe {
+            if (*p).vconfig.is_null() {
+                return false;
+            }
+            !(*p).pm_runtime_engaged
+                && bindings::__vfio_pci_memory_enabled(p)
+                && (*self.pdev()).current_state == PCI_D0
+        }
+    }
+
+    /// Zaps every mapping of the device: `unmap_mapping_range()` over the
+    /// device inode's address_space, whatever file or process maps it.
+    pub(crate) fn unmap_all(&self, _lock: &MemoryWrite<'_>) {
+        // SAFETY: `inode` lives as long as the vfio device; holding the
+        // memory_lock write guard proves the device is alive.
+        unsafe {
+            let inode = (*self.vfio()).inode;
+            bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1);
+        }
+    }
+
+    /// The device inode's address_space (what every device file's
+    /// `f_mapping` points to).
+    pub(crate) fn mapping(&self) -> *mut bindings::address_space {
+        // SAFETY: `inode` is set by `vfio_init_device()` before `init`.
+        unsafe { (*(*self.vfio()).inode).i_mapping }
+    }
+}
+
+/// `memory_lock` held for reading.
+pub(crate) struct MemoryRead<'a>(&'a CoreDevice);
+
+impl MemoryRead<'_> {
+    /// Whether device memory may be mapped (see `vfio_pci_vmf_insert_pfn`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.0.memory_accessible_unlocked()
+    }
+
+    /// Inserts `pfn` at the fault address with the given order through the
+    /// core (`vfio_pci_vmf_insert_pfn`): SIGBUS while memory is disabled,
+    /// FALLBACK for an unsupported order.
+    pub(crate) fn insert(&self, fault: &Fault<'_>, pfn: usize, order: u32) -> VmFault {
+        // SAFETY: the device is valid, `memory_lock` is held for read (type
+        // invariant) and `fault` is the fault being handled.
+        VmFault(unsafe {
+            bindings::vfio_pci_vmf_insert_pfn(self.0.as_ptr(), fault.as_ptr(), pfn as _, order)
+        })
+    }
+}
+
+impl Drop for MemoryRead<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken for read in `memory_read()`.
+        unsafe { bindings::up_read(self.0.memory_lock()) };
+    }
+}
+
+/// `memory_lock` held for writing.
+pub(crate) struct MemoryWrite<'a>(&'a CoreDevice);
+
+impl Drop for MemoryWrite<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken for write in `memory_write()`.
+        unsafe { bindings::up_write(self.0.memory_lock()) };
+    }
+}
