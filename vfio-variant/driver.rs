@@ -33,30 +33,37 @@ const DEVICE: u32 = 0xf00d;
 /// `PCI_ANY_ID`.
 const ANY: u32 = !0;
 
-/// A `pci_device_id` table in a static.
-struct Ids([bindings::pci_device_id; 2]);
-
-// SAFETY: plain data, never written.
-unsafe impl Sync for Ids {}
-
-static IDS: Ids = Ids([
+/// One ID table entry matching `vendor:device`, any subsystem.
+const fn id(vendor: u32, device: u32) -> bindings::pci_device_id {
     bindings::pci_device_id {
-        vendor: VENDOR,
-        device: DEVICE,
+        vendor,
+        device,
         subvendor: ANY,
         subdevice: ANY,
         class: 0,
         class_mask: 0,
         driver_data: 0,
         override_only: 0,
-    },
-    // SAFETY: all-zero terminates the table.
-    unsafe { core::mem::zeroed() },
-]);
+    }
+}
+
+/// The ID table: the mock device, an optional extra `vendor:device` given
+/// as a module parameter (for testing on other RAM-backed devices), and the
+/// all-zero terminator.
+fn ids(extra: u32) -> [bindings::pci_device_id; 3] {
+    let zero = id(0, 0);
+    let extra = if extra == 0 {
+        zero
+    } else {
+        id(extra >> 16, extra & 0xffff)
+    };
+    [id(VENDOR, DEVICE), extra, zero]
+}
 
 /// The registered driver and the devices it has bound.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Driver {
+    ids: [bindings::pci_device_id; 3],
     root: Dir,
     #[pin]
     devices: Mutex<KVec<DevRef>>,
@@ -77,8 +84,9 @@ static CURRENT: Atomic<*mut Driver> = Atomic::new(core::ptr::null_mut());
 impl Driver {
     /// Registers the driver; it binds 1234:f00d devices and any device whose
     /// `driver_override` names it.
-    pub(crate) fn register(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
+    pub(crate) fn register(module: &'static ThisModule, extra_id: u32) -> impl PinInit<Self, Error> {
+        try_pin_init!(&this in Self {
+            ids: ids(extra_id),
             root: Dir::new(c"vfio_variant"),
             devices <- new_mutex!(KVec::new()),
             pci <- Opaque::try_ffi_init(move |slot: *mut bindings::pci_driver| {
@@ -87,7 +95,9 @@ impl Driver {
                 unsafe {
                     slot.write(core::mem::zeroed());
                     (*slot).name = c"vfio_variant".as_char_ptr();
-                    (*slot).id_table = IDS.0.as_ptr();
+                    // `ids` is initialised (fields initialise in order) and
+                    // pinned with the rest of `Self`.
+                    (*slot).id_table = (&raw const (*this.as_ptr()).ids).cast();
                     (*slot).probe = Some(probe);
                     (*slot).remove = Some(remove);
                     (*slot).err_handler = &raw const bindings::vfio_pci_core_err_handlers;

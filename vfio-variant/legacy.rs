@@ -58,11 +58,6 @@ impl VmaList {
         pin_init!(Self { inner <- new_mutex!(KVec::new()) })
     }
 
-    /// Number of tracked vmas.
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().len()
-    }
-
     /// Zaps every listed vma and returns with the list lock held and the
     /// list empty. Lock order is mmap_lock -> list lock -> memory_lock, so
     /// the list lock is dropped to take each mm's mmap lock, as the pre-6.10

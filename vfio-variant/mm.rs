@@ -11,8 +11,6 @@ use kernel::{bindings, fs::File, mm::virt::VmaRef, prelude::*, sync::aref::ARef}
 pub(crate) struct VmFault(pub(crate) bindings::vm_fault_t);
 
 impl VmFault {
-    /// The entry is in place (or was already); retry the access.
-    pub(crate) const NOPAGE: Self = Self(bindings::vm_fault_reason_VM_FAULT_NOPAGE);
     /// Deliver SIGBUS.
     pub(crate) const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
     /// Out of memory.

@@ -24,15 +24,6 @@ unsafe impl Sync for CoreDevice {}
 unsafe impl Send for CoreDevice {}
 
 impl CoreDevice {
-    /// # Safety
-    ///
-    /// `ptr` must point to a `vfio_pci_core_device` initialised by
-    /// `vfio_pci_core_init_dev()` that outlives `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::vfio_pci_core_device) -> &'a Self {
-        // SAFETY: `Self` is a transparent wrapper; validity per the caller.
-        unsafe { &*ptr.cast() }
-    }
-
     /// The C pointer.
     pub(crate) fn as_ptr(&self) -> *mut bindings::vfio_pci_core_device {
         self.0.get()

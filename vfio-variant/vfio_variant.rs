@@ -25,6 +25,7 @@ mod legacy;
 mod mm;
 mod ops;
 mod region;
+mod testing;
 mod vfio;
 
 module! {
@@ -37,6 +38,10 @@ module! {
         legacy: bool {
             default: false,
             description: "Map BARs with the pre-2024 (buggy) design: negative control for tests only",
+        },
+        extra_id: u32 {
+            default: 0,
+            description: "Also bind this device ID, as 0xVVVVDDDD (testing on e.g. ivshmem 0x1af41110)",
         },
     },
 }
@@ -53,7 +58,7 @@ impl kernel::InPlaceModule for VfioVariant {
             pr_warn!("legacy mode: BAR mappings use the pre-2024 design (fork bug reproduced)\n");
         }
         try_pin_init!(Self {
-            driver <- driver::Driver::register(module),
+            driver <- driver::Driver::register(module, module_parameters::extra_id.value()),
         })
         .pin_chain(|this| {
             driver::Driver::publish(&this.driver);

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! FFI for the KUnit suites only: a test thread's user mappings
+//! (`kunit_vm_mmap`), a stand-in for a VFIO device file, PTE presence
+//! lookups, and the fork page-table copy done by hand.
+//!
+//! The device-file stand-in is what `vfio_device_fops` gives userspace in
+//! the ways that matter here: `f_mapping` is the device inode's
+//! address_space (as group.c and device_cdev.c set it) and `->mmap` goes to
+//! the device's `vfio_device_ops.mmap`. The device is opened the way the
+//! vfio core's first open does it, with the device set lock held for the
+//! whole test so that userspace cannot open it meanwhile.
+
+use crate::{mm, region::PAGE_SIZE, vfio::CoreDevice};
+use kernel::{
+    bindings,
+    fs::File,
+    prelude::*,
+    sync::aref::ARef,
+    uaccess::{UserPtr, UserSlice},
+};
+
+// uAPI values (asm-generic/mman-common.h), not in the bindings.
+const PROT_RW: c_ulong = 0x1 | 0x2;
+const MAP_SHARED: c_ulong = 0x01;
+const MAP_PRIVATE: c_ulong = 0x02;
+const MAP_ANONYMOUS: c_ulong = 0x20;
+
+/// The running KUnit test, or null outside a test.
+fn current_test() -> *mut bindings::kunit {
+    // SAFETY: always safe to call.
+    unsafe { bindings::kunit_get_current_test() }
+}
+
+/// Marks the running test skipped with `reason` (what `kunit_mark_skipped`
+/// does); the test should return right after.
+pub(crate) fn skip(reason: &CStr) {
+    let t = current_test();
+    if t.is_null() {
+        return;
+    }
+    let bytes = reason.to_bytes();
+    // SAFETY: `t` is the running test; we write its status and comment as
+    // the C macro does, NUL terminated within the 256-byte buffer.
+    unsafe {
+        (*t).status = bindings::kunit_status_KUNIT_SKIPPED;
+        let n = bytes.len().min((*t).status_comment.len() - 1);
+        for (i, b) in bytes[..n].iter().enumerate() {
+            (*t).status_comment[i] = *b as c_char;
+        }
+        (*t).status_comment[n] = 0;
+    }
+}
+
+/// The device opened for a test. Closing happens on drop.
+pub(crate) struct Opened<'a> {
+    dev: &'a CoreDevice,
+}
+
+impl CoreDevice {
+    /// Opens the device like vfio's first open, holding the device set lock
+    /// until the returned guard drops. `EBUSY` if userspace has it open.
+    pub(crate) fn test_open(&self) -> Result<Opened<'_>> {
+        let v = self.vfio();
+        // SAFETY: `dev_set` is assigned at registration and outlives the
+        // device; the lock serialises open/close as in vfio_main.c.
+        unsafe {
+            bindings::mutex_lock(&raw mut (*(*v).dev_set).lock);
+            if (*v).open_count != 0 {
+                bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
+                return Err(EBUSY);
+            }
+            (*v).open_count = 1;
+            let ret = match (*(*v).ops).open_device {
+                Some(open) => open(v),
+                None => 0,
+            };
+            if ret != 0 {
+                (*v).open_count = 0;
+                bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
+                return Err(Error::from_errno(ret));
+            }
+        }
+        Ok(Opened { dev: self })
+    }
+}
+
+impl Opened<'_> {
+    /// The largest BAR the core lets us mmap: (index, length in bytes).
+    pub(crate) fn mappable_bar(&self) -> Option<(usize, usize)> {
+        let p = self.dev.as_ptr();
+        let mut best = None;
+        for i in 0..6usize {
+            // SAFETY: the device is enabled; `bar_mmap_supported` was filled by
+            // `vfio_pci_core_finish_enable()`; resources are fixed while bound.
+            let (ok, len) = unsafe {
+                let r = &(*(*p).pdev).resource[i];
+                let len = if r.start == 0 && r.end == 0 { 0 } else { r.end - r.start + 1 };
+                ((*p).bar_mmap_supported[i], len as usize)
+            };
+            if ok && len >= PAGE_SIZE && best.is_none_or(|(_, l)| len > l) {
+                best = Some((i, len));
+            }
+        }
+        best
+    }
+
+    /// Writes `data` to config space at `offset` through the device's
+    /// `vfio_device_ops.write` (this driver's wrapper), from user memory at
+    /// `scratch`.
+    pub(crate) fn config_write(&self, scratch: usize, offset: u64, data: &[u8]) -> Result {
+        UserSlice::new(UserPtr::from_addr(scratch), data.len())
+            .writer()
+            .write_slice(data)?;
+        let v = self.dev.vfio();
+        let mut pos = ((u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX)
+            << crate::region::OFFSET_SHIFT)
+            + offset) as bindings::loff_t;
+        // SAFETY: the device is open; `scratch` is a user address of the
+        // current (test) mm holding `data.len()` bytes.
+        let ret = unsafe {
+            match (*(*v).ops).write {
+                Some(w) => w(v, scratch as *const c_char, data.len(), &mut pos),
+                None => return Err(EINVAL),
+            }
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        let v = self.dev.vfio();
+        // SAFETY: opened in `test_open()`, which left the set lock held.
+        unsafe {
+            if let Some(close) = (*(*v).ops).close_device {
+                close(v);
+            }
+            (*v).open_count = 0;
+            bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
+        }
+    }
+}
+
+/// `->mmap` of the device-file stand-in: the device's own mmap.
+unsafe extern "C" fn stand_in_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: `private_data` is the vfio device (set in `device_file`), open
+    // for the duration of the test.
+    unsafe {
+        let v = (*file).private_data.cast::<bindings::vfio_device>();
+        match (*(*v).ops).mmap {
+            Some(m) => m(v, vma),
+            None => EINVAL.to_errno(),
+        }
+    }
+}
+
+/// `file_operations` table in a static.
+struct Fops(bindings::file_operations);
+// SAFETY: function pointers only, never written.
+unsafe impl Sync for Fops {}
+
+static STAND_IN_FOPS: Fops = Fops(bindings::file_operations {
+    mmap: Some(stand_in_mmap),
+    // SAFETY: all-zero is a valid `file_operations`.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// A file standing in for a VFIO device file of `dev` (see the module doc).
+pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
+    // SAFETY: the fops are static; `private_data` is only used by
+    // `stand_in_mmap` while the device is open (the test unmaps first).
+    let f = unsafe {
+        mm::anon_file(c"[vfio-variant-kunit]", &STAND_IN_FOPS.0, dev.dev.vfio().cast())
+    }?;
+    // SAFETY: the file is ours and not yet used; this is what vfio's open
+    // paths do (`filep->f_mapping = device->inode->i_mapping`).
+    unsafe { (*f.as_ptr()).f_mapping = dev.dev.mapping() };
+    Ok(f)
+}
+
+fn check_addr(addr: c_ulong) -> Result<usize> {
+    if addr >= (-4095isize) as c_ulong {
+        return Err(Error::from_errno(addr as isize as i32));
+    }
+    Ok(addr as usize)
+}
+
+/// Maps `len` bytes of `file` at `offset` shared read/write into the test's
+/// mm (`kunit_vm_mmap`; unmapped when the test ends, or by [`munmap`]).
+pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Result<usize> {
+    // SAFETY: the test pointer is the running test; the file is valid.
+    check_addr(unsafe {
+        bindings::kunit_vm_mmap(
+            current_test(),
+            file.as_ptr(),
+            hint as _,
+            len as _,
+            PROT_RW,
+            MAP_SHARED,
+            offset as _,
+        )
+    })
+}
+
+/// Maps `len` bytes of anonymous private memory into the test's mm.
+pub(crate) fn map_anon(len: usize) -> Result<usize> {
+    // SAFETY: as `map_file`, without a file.
+    check_addr(unsafe {
+        bindings::kunit_vm_mmap(
+            current_test(),
+            core::ptr::null_mut(),
+            0,
+            len as _,
+            PROT_RW,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            0,
+        )
+    })
+}
+
+/// Unmaps a range of the test's mm.
+pub(crate) fn munmap(addr: usize, len: usize) {
+    // SAFETY: unmapping our own test mapping.
+    unsafe { bindings::vm_munmap(addr as _, len) };
+}
+
+/// Reads 4 bytes at each page of `[addr, addr + len)`; fails with EFAULT
+/// when a fault is refused (SIGBUS in userspace).
+pub(crate) fn touch(addr: usize, len: usize) -> Result {
+    for a in (addr..addr + len).step_by(PAGE_SIZE) {
+        let mut b = [0u8; 4];
+        UserSlice::new(UserPtr::from_addr(a), 4).reader().read_slice(&mut b)?;
+    }
+    Ok(())
+}
+
+/// Page table state of `[addr, addr + len)` without faulting:
+/// (pages mapped, PMD entries seen).
+pub(crate) fn present(addr: usize, len: usize) -> (usize, usize) {
+    let task = kernel::current!();
+    let Some(mm) = task.mm() else {
+        return (0, 0);
+    };
+    let lock = mm.mmap_read_lock();
+    let Some(vma) = lock.vma_lookup(addr) else {
+        return (0, 0);
+    };
+    let (mut pages, mut pmds) = (0, 0);
+    let mut a = addr;
+    while a < addr + len {
+        match mm::lookup_pfn(vma, a) {
+            Some(p) if p.size > PAGE_SIZE => {
+                pmds += 1;
+                pages += p.size / PAGE_SIZE;
+                a = (a & !(p.size - 1)) + p.size;
+            }
+            Some(_) => {
+                pages += 1;
+                a += PAGE_SIZE;
+            }
+            None => a += PAGE_SIZE,
+        }
+    }
+    (pages, pmds)
+}
+
+/// What `dup_mmap()` does for a child vma, in 7.3's order, with `dst`
+/// standing in for the child's vma: `vm_ops->open(dst)`, then copy every
+/// PFN entry of `src` into `dst` (`copy_page_range`). The driver never sees
+/// a fault for `dst`.
+pub(crate) fn fork_copy(src: usize, dst: usize, len: usize) -> Result<usize> {
+    let task = kernel::current!();
+    let mm = task.mm().ok_or(EINVAL)?;
+    let lock = mm.mmap_read_lock();
+    let s = lock.vma_lookup(src).ok_or(EINVAL)?;
+    let d = lock.vma_lookup(dst).ok_or(EINVAL)?;
+    // SAFETY: `d` is a valid vma whose mm is locked; `vm_ops` is set by the
+    // driver's mmap and `open` is what dup_mmap() calls on the new vma.
+    unsafe {
+        let ops = (*d.as_ptr()).vm_ops;
+        if let Some(open) = (*ops).open {
+            open(d.as_ptr());
+        }
+    }
+    let mut copied = 0;
+    for off in (0..len).step_by(PAGE_SIZE) {
+        if let Some(p) = mm::lookup_pfn(s, src + off) {
+            let pfn = p.pfn;
+            // SAFETY: `d` is VM_PFNMAP (set up by the driver's mmap), its
+            // mm is read-locked and `dst + off` lies inside it.
+            let ret = unsafe { bindings::vmf_insert_pfn(d.as_ptr(), (dst + off) as _, pfn as _) };
+            if !mm::VmFault(ret).is_error() {
+                copied += 1;
+            }
+        }
+    }
+    Ok(copied)
+}
