@@ -71,7 +71,13 @@ impl Counters {
 
     /// Sets all counters back to zero.
     pub(crate) fn reset(&self) {
-        for c in [&self.faults, &self.ptes, &self.pmds, &self.zaps, &self.sigbus] {
+        for c in [
+            &self.faults,
+            &self.ptes,
+            &self.pmds,
+            &self.zaps,
+            &self.sigbus,
+        ] {
             c.store(0, Relaxed);
         }
     }

@@ -18,8 +18,7 @@ use crate::{
 };
 use core::ptr::NonNull;
 use kernel::{
-    bindings,
-    new_mutex,
+    bindings, new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},

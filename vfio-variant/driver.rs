@@ -84,7 +84,10 @@ static CURRENT: Atomic<*mut Driver> = Atomic::new(core::ptr::null_mut());
 impl Driver {
     /// Registers the driver; it binds 1234:f00d devices and any device whose
     /// `driver_override` names it.
-    pub(crate) fn register(module: &'static ThisModule, extra_id: u32) -> impl PinInit<Self, Error> {
+    pub(crate) fn register(
+        module: &'static ThisModule,
+        extra_id: u32,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
             ids: ids(extra_id),
             root: Dir::new(c"vfio_variant"),
@@ -159,7 +162,14 @@ pub(crate) fn with_device<R>(f: impl FnOnce(&VariantDevice) -> R) -> Option<R> {
     devices.first().map(|d| f(d))
 }
 
-unsafe extern "C" fn probe(pdev: *mut bindings::pci_dev, _id: *const bindings::pci_device_id) -> c_int {
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
+unsafe extern "C" fn probe(
+    pdev: *mut bindings::pci_dev,
+    _id: *const bindings::pci_device_id,
+) -> c_int {
     from_result(|| {
         // SAFETY: `pdev` is being probed by this driver.
         let drv = unsafe { Driver::from_pdev(pdev) };
@@ -194,6 +204,10 @@ unsafe extern "C" fn probe(pdev: *mut bindings::pci_dev, _id: *const bindings::p
     })
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn remove(pdev: *mut bindings::pci_dev) {
     // SAFETY: `pdev` is bound to this driver.
     let drv = unsafe { Driver::from_pdev(pdev) };

@@ -94,6 +94,11 @@ fn handle(f: &Fault<'_>, order: u32) -> VmFault {
 }
 
 /// `vm_ops->fault`: order-0 fault.
+///
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
     let f = unsafe { Fault::from_raw(vmf) };
@@ -101,7 +106,15 @@ unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t
 }
 
 /// `vm_ops->huge_fault`: PMD (and, unsupported here, PUD) order.
-unsafe extern "C" fn huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_t {
+///
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
+unsafe extern "C" fn huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: c_uint,
+) -> bindings::vm_fault_t {
     // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
     let f = unsafe { Fault::from_raw(vmf) };
     handle(&f, order).0

@@ -60,7 +60,10 @@ pub(crate) struct Obs {
 
 /// Runs `f` with an opened bound device in `mode`; `None` (after marking
 /// the test skipped) when there is no usable device.
-fn with_open_device<R>(mode: Mode, f: impl FnOnce(&VariantDevice, &Opened<'_>) -> Result<R>) -> Option<Result<R>> {
+fn with_open_device<R>(
+    mode: Mode,
+    f: impl FnOnce(&VariantDevice, &Opened<'_>) -> Result<R>,
+) -> Option<Result<R>> {
     let r = driver::with_device(|dev| {
         let opened = match dev.core().test_open() {
             Ok(o) => o,
@@ -91,7 +94,11 @@ fn bar_offset(index: usize) -> u64 {
 
 /// Sets or clears COMMAND.MEM through the driver's config write.
 fn set_memory(o: &Opened<'_>, scratch: usize, on: bool, cmd: u16) -> Result {
-    let v = if on { cmd | COMMAND_MEMORY } else { cmd & !COMMAND_MEMORY };
+    let v = if on {
+        cmd | COMMAND_MEMORY
+    } else {
+        cmd & !COMMAND_MEMORY
+    };
     o.config_write(scratch, PCI_COMMAND, &v.to_le_bytes())
 }
 
@@ -161,7 +168,7 @@ pub(crate) fn pmd_mapping() -> Option<Result<Option<(Snapshot, usize, usize)>>> 
         let scratch = testing::map_anon(region::PAGE_SIZE)?;
         set_memory(o, scratch, true, 0)?;
         // A hint far from everything else in the test mm, PMD aligned.
-        let hint = 0x2000_0000_00usize;
+        let hint = 0x0020_0000_0000_usize;
         let v = testing::map_file(&file, hint, region::PMD_SIZE, bar_offset(bar))?;
         let mut out = None;
         if v % region::PMD_SIZE == 0 && dev.core().bar_pfn(bar) % (1 << region::PMD_ORDER) == 0 {

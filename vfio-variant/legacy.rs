@@ -120,6 +120,10 @@ static FOPS: Fops = Fops(bindings::file_operations {
     ..unsafe { core::mem::zeroed() }
 });
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
     // SAFETY: `private_data` is the device file reference taken in
     // `attach()`, released exactly once here.
@@ -147,6 +151,10 @@ pub(crate) fn attach(vma: &NewVma) -> Result {
     }
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: `->open` runs with the vma's mm write-locked.
     let vma = unsafe { VmaRef::from_raw(vma) };
@@ -155,6 +163,10 @@ unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
     vma.zap_vma_range(vma.start(), vma.end() - vma.start());
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: `->close` runs with the vma valid and its mm locked.
     let v = unsafe { VmaRef::from_raw(vma) };
@@ -162,6 +174,10 @@ unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
     dev.legacy().inner.lock().retain(|t| t.vma != vma);
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
     let f = unsafe { Fault::from_raw(vmf) };

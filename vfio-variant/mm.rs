@@ -60,7 +60,7 @@ impl<'a> Fault<'a> {
     /// The faulting address (page aligned).
     pub(crate) fn address(&self) -> usize {
         // SAFETY: `raw` is valid for `'a`.
-        unsafe { (*self.raw).__bindgen_anon_1.address as usize }
+        unsafe { (*self.raw).__bindgen_anon_1.address }
     }
 
     /// Inserts a PTE for `pfn` at `addr` of the faulting vma with the vma's
@@ -71,7 +71,7 @@ impl<'a> Fault<'a> {
         }
         // SAFETY: the vma is read-locked (fault context) and is VM_PFNMAP
         // (set by `vfio_pci_core_mmap()`); `addr` lies inside it.
-        VmFault(unsafe { bindings::vmf_insert_pfn(self.vma.as_ptr(), addr as _, pfn as _) })
+        VmFault(unsafe { bindings::vmf_insert_pfn(self.vma.as_ptr(), addr, pfn) })
     }
 }
 
@@ -151,7 +151,7 @@ pub(crate) unsafe fn anon_file(
 ) -> Result<ARef<File>> {
     // SAFETY: valid name and fops per the caller.
     let f = unsafe {
-        bindings::anon_inode_getfile(name.as_char_ptr(), fops, private, bindings::O_RDWR as _)
+        bindings::anon_inode_getfile(name.as_char_ptr(), fops, private, bindings::O_RDWR as c_int)
     };
     let f = kernel::error::from_err_ptr(f)?;
     // SAFETY: `anon_inode_getfile` returned a new reference we now own.
@@ -172,7 +172,7 @@ pub(crate) struct Present {
 pub(crate) fn lookup_pfn(vma: &VmaRef, addr: usize) -> Option<Present> {
     let mut args = bindings::follow_pfnmap_args {
         vma: vma.as_ptr(),
-        address: addr as _,
+        address: addr,
         ..Default::default()
     };
     // SAFETY: `vma` is valid and its mmap lock is held (VmaRef invariant).
@@ -180,8 +180,8 @@ pub(crate) fn lookup_pfn(vma: &VmaRef, addr: usize) -> Option<Present> {
         return None;
     }
     let found = Present {
-        pfn: args.pfn as usize,
-        size: (!args.addr_mask as usize).wrapping_add(1),
+        pfn: args.pfn,
+        size: (!args.addr_mask).wrapping_add(1),
     };
     // SAFETY: paired with the successful `follow_pfnmap_start` above.
     unsafe { bindings::follow_pfnmap_end(&mut args) };

@@ -51,6 +51,10 @@ const DEVICE_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 
 /// `VFIO_DEVICE_PCI_HOT_RESET`.
 const PCI_HOT_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 13);
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn init(vdev: *mut bindings::vfio_device) -> c_int {
     // SAFETY: `vdev` is being initialised by `_vfio_alloc_device()`.
     let ret = unsafe { bindings::vfio_pci_core_init_dev(vdev) };
@@ -70,6 +74,10 @@ unsafe extern "C" fn init(vdev: *mut bindings::vfio_device) -> c_int {
     }
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
     // SAFETY: last reference gone; `init` succeeded for this device.
     unsafe {
@@ -78,6 +86,10 @@ unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
     }
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
     // SAFETY: `vdev` is a registered vfio-pci core device being opened; the
     // same sequence as the stock driver.
@@ -92,7 +104,14 @@ unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
     0
 }
 
-unsafe extern "C" fn mmap(vdev: *mut bindings::vfio_device, vma: *mut bindings::vm_area_struct) -> c_int {
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
+unsafe extern "C" fn mmap(
+    vdev: *mut bindings::vfio_device,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: the device is open (vfio only calls mmap on an open file).
     let dev = unsafe { VariantDevice::from_vfio(vdev) };
     // SAFETY: `vma` is the vma being mmapped.
@@ -103,6 +122,10 @@ unsafe extern "C" fn mmap(vdev: *mut bindings::vfio_device, vma: *mut bindings::
     }
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn write(
     vdev: *mut bindings::vfio_device,
     buf: *const c_char,
@@ -123,6 +146,10 @@ unsafe extern "C" fn write(
     ret
 }
 
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the device is open.
     let dev = unsafe { VariantDevice::from_vfio(vdev) };

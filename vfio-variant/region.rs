@@ -106,7 +106,12 @@ mod tests {
     #[test]
     fn small_vma_is_one_pte_fault() {
         // A 64 KiB BAR: no PMD possible, one fault fills all 16 pages.
-        let s = Span { start: 0x7000_0000, end: 0x7001_0000, pfn: 0x40000, huge: true };
+        let s = Span {
+            start: 0x7000_0000,
+            end: 0x7001_0000,
+            pfn: 0x40000,
+            huge: true,
+        };
         assert_eq!(s.pmd_chunk(0x7000_0000), None);
         assert_eq!(s.pte_pages(0x7000_5000).count(), 16);
         assert_eq!(s.pfn_at(0x7000_5000), 0x40005);
@@ -114,7 +119,12 @@ mod tests {
 
     #[test]
     fn aligned_2m_vma_is_one_pmd() {
-        let s = Span { start: 4 * MB2, end: 5 * MB2, pfn: 0x40000, huge: true };
+        let s = Span {
+            start: 4 * MB2,
+            end: 5 * MB2,
+            pfn: 0x40000,
+            huge: true,
+        };
         assert_eq!(s.pmd_chunk(4 * MB2 + 0x3000), Some(4 * MB2));
         assert_eq!(s.pte_only_pages().count(), 0);
         // A fallback page fault in the chunk fills the whole chunk.
@@ -124,11 +134,21 @@ mod tests {
     #[test]
     fn misaligned_pfn_or_address_uses_ptes() {
         // Virtual address aligned, BAR offset not: no PMD.
-        let s = Span { start: 4 * MB2, end: 5 * MB2, pfn: 0x40001, huge: true };
+        let s = Span {
+            start: 4 * MB2,
+            end: 5 * MB2,
+            pfn: 0x40001,
+            huge: true,
+        };
         assert_eq!(s.pmd_chunk(4 * MB2), None);
         assert_eq!(s.pte_pages(4 * MB2).count(), 512);
         // No architecture support: no PMD.
-        let s = Span { start: 4 * MB2, end: 5 * MB2, pfn: 0x40000, huge: false };
+        let s = Span {
+            start: 4 * MB2,
+            end: 5 * MB2,
+            pfn: 0x40000,
+            huge: false,
+        };
         assert_eq!(s.pmd_chunk(4 * MB2), None);
     }
 

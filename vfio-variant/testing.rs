@@ -95,7 +95,11 @@ impl Opened<'_> {
             // `vfio_pci_core_finish_enable()`; resources are fixed while bound.
             let (ok, len) = unsafe {
                 let r = &(*(*p).pdev).resource[i];
-                let len = if r.start == 0 && r.end == 0 { 0 } else { r.end - r.start + 1 };
+                let len = if r.start == 0 && r.end == 0 {
+                    0
+                } else {
+                    r.end - r.start + 1
+                };
                 ((*p).bar_mmap_supported[i], len as usize)
             };
             if ok && len >= PAGE_SIZE && best.is_none_or(|(_, l)| len > l) {
@@ -146,7 +150,15 @@ impl Drop for Opened<'_> {
 }
 
 /// `->mmap` of the device-file stand-in: the device's own mmap.
-unsafe extern "C" fn stand_in_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+///
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
+unsafe extern "C" fn stand_in_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: `private_data` is the vfio device (set in `device_file`), open
     // for the duration of the test.
     unsafe {
@@ -174,7 +186,11 @@ pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
     // SAFETY: the fops are static; `private_data` is only used by
     // `stand_in_mmap` while the device is open (the test unmaps first).
     let f = unsafe {
-        mm::anon_file(c"[vfio-variant-kunit]", &STAND_IN_FOPS.0, dev.dev.vfio().cast())
+        mm::anon_file(
+            c"[vfio-variant-kunit]",
+            &STAND_IN_FOPS.0,
+            dev.dev.vfio().cast(),
+        )
     }?;
     // SAFETY: the file is ours and not yet used; this is what vfio's open
     // paths do (`filep->f_mapping = device->inode->i_mapping`).
@@ -186,7 +202,7 @@ fn check_addr(addr: c_ulong) -> Result<usize> {
     if addr >= (-4095isize) as c_ulong {
         return Err(Error::from_errno(addr as isize as i32));
     }
-    Ok(addr as usize)
+    Ok(addr)
 }
 
 /// Maps `len` bytes of `file` at `offset` shared read/write into the test's
@@ -197,11 +213,11 @@ pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Res
         bindings::kunit_vm_mmap(
             current_test(),
             file.as_ptr(),
-            hint as _,
-            len as _,
+            hint,
+            len,
             PROT_RW,
             MAP_SHARED,
-            offset as _,
+            offset as usize,
         )
     })
 }
@@ -214,7 +230,7 @@ pub(crate) fn map_anon(len: usize) -> Result<usize> {
             current_test(),
             core::ptr::null_mut(),
             0,
-            len as _,
+            len,
             PROT_RW,
             MAP_PRIVATE | MAP_ANONYMOUS,
             0,
@@ -225,7 +241,7 @@ pub(crate) fn map_anon(len: usize) -> Result<usize> {
 /// Unmaps a range of the test's mm.
 pub(crate) fn munmap(addr: usize, len: usize) {
     // SAFETY: unmapping our own test mapping.
-    unsafe { bindings::vm_munmap(addr as _, len) };
+    unsafe { bindings::vm_munmap(addr, len) };
 }
 
 /// Reads 4 bytes at each page of `[addr, addr + len)`; fails with EFAULT
@@ -233,7 +249,9 @@ pub(crate) fn munmap(addr: usize, len: usize) {
 pub(crate) fn touch(addr: usize, len: usize) -> Result {
     for a in (addr..addr + len).step_by(PAGE_SIZE) {
         let mut b = [0u8; 4];
-        UserSlice::new(UserPtr::from_addr(a), 4).reader().read_slice(&mut b)?;
+        UserSlice::new(UserPtr::from_addr(a), 4)
+            .reader()
+            .read_slice(&mut b)?;
     }
     Ok(())
 }
@@ -292,7 +310,7 @@ pub(crate) fn fork_copy(src: usize, dst: usize, len: usize) -> Result<usize> {
             let pfn = p.pfn;
             // SAFETY: `d` is VM_PFNMAP (set up by the driver's mmap), its
             // mm is read-locked and `dst + off` lies inside it.
-            let ret = unsafe { bindings::vmf_insert_pfn(d.as_ptr(), (dst + off) as _, pfn as _) };
+            let ret = unsafe { bindings::vmf_insert_pfn(d.as_ptr(), dst + off, pfn) };
             if !mm::VmFault(ret).is_error() {
                 copied += 1;
             }

@@ -119,7 +119,7 @@ impl MemoryRead<'_> {
         // SAFETY: the device is valid, `memory_lock` is held for read (type
         // invariant) and `fault` is the fault being handled.
         VmFault(unsafe {
-            bindings::vfio_pci_vmf_insert_pfn(self.0.as_ptr(), fault.as_ptr(), pfn as _, order)
+            bindings::vfio_pci_vmf_insert_pfn(self.0.as_ptr(), fault.as_ptr(), pfn, order)
         })
     }
 }
