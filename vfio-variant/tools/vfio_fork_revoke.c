@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vfio_fork_revoke: map a BAR of a vfio-pci (variant) device, fork, revoke,
+ * vfio_fork_revoke (see ../README.md, "Tests"): map a BAR of a vfio-pci (variant) device, fork, revoke,
  * and report what the child sees. Also probes bad mmap/config inputs.
  *
  *   vfio_fork_revoke BDF BAR group|cdev fork  mem|reset|debugfs [expect-fixed|expect-legacy]
