@@ -54,7 +54,7 @@ fmt: kernel
 	@$(SCRIPTS)/lint $(KDIR_OF) --fix $(MODULES)
 
 kunit: modules
-	@KDIR=$(KDIR_OF) $(SCRIPTS)/run-kunit
+	@KDIR=$(KDIR_OF) $(CURDIR)/kunit/run
 
 check: deps kernel modules lint kunit
 	@echo "check: all passed"
