@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `ktap_expect`: judges the guest output of `make selftest` against what
+//! each configuration must show (see `expect.rs`): prints one line per
+//! result and closes with `N passed, N failed, N skipped`. Exit 0 when
+//! everything was as expected, 1 otherwise, 2 on bad usage.
+//!
+//! ```text
+//! ktap_expect [--configs fixed,stock,legacy] LOG
+//! ```
+
+use std::process::exit;
+use vfio_revoke_selftests::expect::{judge_log, Config};
+
+fn main() {
+    let mut configs = Config::ALL.to_vec();
+    let mut log = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--configs" => {
+                let v = args.next().unwrap_or_default();
+                configs = match v.split(',').map(Config::parse).collect::<Option<Vec<_>>>() {
+                    Some(c) if !c.is_empty() => c,
+                    _ => {
+                        eprintln!("ktap_expect: --configs '{v}': use fixed, stock, legacy");
+                        exit(2);
+                    }
+                };
+            }
+            _ if log.is_none() && !a.starts_with('-') => log = Some(a),
+            _ => {
+                eprintln!("usage: ktap_expect [--configs fixed,stock,legacy] LOG");
+                exit(2);
+            }
+        }
+    }
+    let Some(path) = log else {
+        eprintln!("usage: ktap_expect [--configs fixed,stock,legacy] LOG");
+        exit(2);
+    };
+    let text = match std::fs::read(&path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("ktap_expect: read {path}: {e}");
+            exit(2);
+        }
+    };
+    let tally = judge_log(&text, &configs);
+    for l in &tally.lines {
+        println!("{l}");
+    }
+    println!("{}", tally.summary());
+    exit(if tally.failed == 0 { 0 } else { 1 });
+}

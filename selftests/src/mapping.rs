@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! mmap of a BAR region, placed where a test needs it (anywhere, PMD
+//! aligned, deliberately misaligned), and the vma surgery the tests do
+//! before forking: punching a page out (a split) and moving it (mremap).
+
+use crate::err;
+use crate::error::{last_os, Result};
+use crate::probe::{self, Seen, PAGE};
+use crate::vfio::Region;
+use std::os::fd::RawFd;
+
+/// PMD size on x86_64.
+pub const PMD: usize = 2 << 20;
+
+/// Where to put a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Wherever the kernel chooses.
+    Any,
+    /// At a 2 MiB aligned address (PMD entries possible).
+    PmdAligned,
+    /// One page past a 2 MiB aligned address (no PMD entry possible).
+    Misaligned,
+}
+
+/// A contiguous part of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// Virtual address.
+    pub addr: usize,
+    /// Length in bytes.
+    pub len: usize,
+    /// Offset inside the BAR that `addr` maps.
+    pub bar_offset: usize,
+}
+
+/// A mapping of (part of) a BAR, in one or more pieces; unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    pieces: Vec<Piece>,
+    /// Ranges to munmap on drop (reservations included).
+    owned: Vec<(usize, usize)>,
+}
+
+/// Reserves `len` bytes of address space (PROT_NONE, unmapped on drop of
+/// the owning mapping).
+fn reserve(len: usize) -> Result<usize> {
+    // SAFETY: an anonymous PROT_NONE mapping has no effect on other memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(last_os(format!("reserve {len} bytes of address space")));
+    }
+    Ok(p as usize)
+}
+
+/// Plain `mmap()`; returns the address or the errno.
+pub fn raw_mmap(len: usize, flags: i32, fd: RawFd, offset: u64) -> std::result::Result<usize, i32> {
+    // SAFETY: no MAP_FIXED: the kernel picks an unused address.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(p as usize)
+    }
+}
+
+/// `munmap()`, errors ignored (used on ranges this process owns).
+pub fn raw_munmap(addr: usize, len: usize) {
+    // SAFETY: callers pass ranges they mapped and no longer use.
+    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `bar` starting at `bar_offset`, shared, RW.
+    pub fn new(
+        fd: RawFd,
+        bar: &Region,
+        bar_offset: usize,
+        len: usize,
+        place: Place,
+    ) -> Result<Self> {
+        let file_off = bar.offset + bar_offset as u64;
+        let mut owned = Vec::new();
+        let fixed = match place {
+            Place::Any => None,
+            Place::PmdAligned | Place::Misaligned => {
+                let span = len + 2 * PMD;
+                let res = reserve(span)?;
+                owned.push((res, span));
+                let aligned = (res + PMD - 1) & !(PMD - 1);
+                Some(if place == Place::Misaligned {
+                    aligned + PAGE
+                } else {
+                    aligned
+                })
+            }
+        };
+        let (addr_hint, flags) = match fixed {
+            Some(a) => (a, libc::MAP_SHARED | libc::MAP_FIXED),
+            None => (0, libc::MAP_SHARED),
+        };
+        // SAFETY: either no MAP_FIXED, or MAP_FIXED over our own reservation.
+        let p = unsafe {
+            libc::mmap(
+                addr_hint as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                file_off as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let e = last_os(format!(
+                "mmap {len:#x} bytes of BAR{} at offset {bar_offset:#x}",
+                bar.index
+            ));
+            for (a, l) in owned {
+                raw_munmap(a, l);
+            }
+            return Err(e);
+        }
+        let addr = p as usize;
+        owned.push((addr, len));
+        Ok(Self {
+            pieces: vec![Piece {
+                addr,
+                len,
+                bar_offset,
+            }],
+            owned,
+        })
+    }
+
+    /// The pieces, in address order.
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// Total bytes mapped.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.len).sum()
+    }
+
+    /// Whether nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Address of the first piece.
+    pub fn addr(&self) -> usize {
+        self.pieces[0].addr
+    }
+
+    /// Writes `v` at byte `offset` of the first piece.
+    pub fn write_u32(&self, offset: usize, v: u32) {
+        assert!(offset + 4 <= self.pieces[0].len && offset.is_multiple_of(4));
+        // SAFETY: inside the first piece, aligned, mapped RW.
+        unsafe { std::ptr::write_volatile((self.pieces[0].addr + offset) as *mut u32, v) };
+    }
+
+    /// Reads byte `offset` of the first piece; `None` on SIGBUS.
+    pub fn read_u32(&self, offset: usize) -> Option<u32> {
+        assert!(offset + 4 <= self.pieces[0].len && offset.is_multiple_of(4));
+        // SAFETY: inside the first piece, aligned, mapped readable.
+        unsafe { probe::load((self.pieces[0].addr + offset) as *const u32) }
+    }
+
+    /// Reads the first word of every page of every piece; `expect` gets the
+    /// page's index in the BAR.
+    pub fn pass(&self, expect: impl Fn(usize) -> u32) -> Seen {
+        let f0 = probe::minflt();
+        let mut all = Seen::default();
+        for p in &self.pieces {
+            let first = p.bar_offset / PAGE;
+            // SAFETY: each piece is mapped readable and page aligned.
+            let s = unsafe { probe::pass(p.addr as *const u8, p.len, |i| expect(first + i)) };
+            if s.bad > 0 && all.bad == 0 {
+                all.first_bad = first as u32 + s.first_bad;
+                all.value = s.value;
+            } else if all.pages == 0 && all.bad == 0 {
+                all.value = s.value;
+            }
+            all.pages += s.pages;
+            all.bad += s.bad;
+            if s.sigbus {
+                all.sigbus = true;
+                break;
+            }
+        }
+        all.faults = probe::minflt() - f0;
+        all
+    }
+
+    /// Unmaps page `page` of a single-piece mapping, splitting its vma.
+    pub fn punch(&mut self, page: usize) -> Result<()> {
+        let [p] = self.pieces[..] else {
+            return Err(err!("punch: mapping already split"));
+        };
+        if page == 0 || (page + 1) * PAGE >= p.len {
+            return Err(err!(
+                "punch: page {page} is not in the middle of {:#x} bytes",
+                p.len
+            ));
+        }
+        let hole = p.addr + page * PAGE;
+        // SAFETY: a page inside our own mapping, which nothing references.
+        if unsafe { libc::munmap(hole as *mut libc::c_void, PAGE) } != 0 {
+            return Err(last_os("munmap of a middle page"));
+        }
+        self.pieces = vec![
+            Piece {
+                addr: p.addr,
+                len: page * PAGE,
+                bar_offset: p.bar_offset,
+            },
+            Piece {
+                addr: hole + PAGE,
+                len: p.len - (page + 1) * PAGE,
+                bar_offset: p.bar_offset + (page + 1) * PAGE,
+            },
+        ];
+        Ok(())
+    }
+
+    /// Moves a single-piece mapping to a new address with mremap.
+    pub fn remap(&mut self) -> Result<()> {
+        let [p] = self.pieces[..] else {
+            return Err(err!("remap: mapping is split"));
+        };
+        let dest = reserve(p.len)?;
+        self.owned.push((dest, p.len));
+        // SAFETY: moves our own mapping onto our own reservation.
+        let r = unsafe {
+            libc::mremap(
+                p.addr as *mut libc::c_void,
+                p.len,
+                p.len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dest as *mut libc::c_void,
+            )
+        };
+        if r == libc::MAP_FAILED {
+            return Err(last_os("mremap of the BAR mapping"));
+        }
+        self.pieces[0].addr = r as usize;
+        Ok(())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        for &(a, l) in &self.owned {
+            raw_munmap(a, l);
+        }
+    }
+}

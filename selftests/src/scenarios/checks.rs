@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What a process should have seen in each phase of a fork test, and the
+//! judgement of what it did see (pure logic, unit tested).
+
+use crate::family::Report;
+
+/// Expected result of one pass over the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Right after fork: the pattern, with no fault (PTEs are inherited,
+    /// `VM_PFNMAP` is in `VM_COPY_ON_FORK`).
+    Inherited,
+    /// First touch of an unpopulated mapping: the pattern, after faulting.
+    Faulted,
+    /// Device memory revoked and disabled: the first access gets SIGBUS.
+    Sigbus,
+    /// Mapping revoked but memory available: the access faults again and
+    /// sees the data.
+    Refaulted,
+}
+
+impl Want {
+    /// Phrase for summaries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Want::Inherited => "read the pattern with 0 faults (inherited PTEs)",
+            Want::Faulted => "faulted in and read the pattern",
+            Want::Sigbus => "got SIGBUS",
+            Want::Refaulted => "faulted again and read the data",
+        }
+    }
+}
+
+/// Why `r` does not match `want`, if it does not. `expect(page)` is the
+/// word page `page` should hold.
+pub fn mismatch(want: Want, r: &Report, expect: &dyn Fn(usize) -> u32) -> Option<String> {
+    let bad_data = || {
+        format!(
+            "page {} read {:#010x}, expected {:#010x} ({} bad pages)",
+            r.first_bad,
+            r.value,
+            expect(r.first_bad as usize),
+            r.bad
+        )
+    };
+    match want {
+        Want::Sigbus => {
+            if r.sigbus != 0 {
+                None
+            } else if r.faults == 0 {
+                Some(format!(
+                    "read {} pages of device memory with 0 faults instead of SIGBUS: \
+                     it kept access through stale PTEs (the fork bug)",
+                    r.pages
+                ))
+            } else {
+                Some(format!(
+                    "took {} faults and read {} pages instead of SIGBUS: the driver \
+                     re-inserted PFNs after the revoke",
+                    r.faults, r.pages
+                ))
+            }
+        }
+        _ if r.sigbus != 0 => Some(format!("got SIGBUS after {} pages", r.pages)),
+        _ if r.bad != 0 => Some(bad_data()),
+        Want::Inherited if r.faults != 0 => Some(format!(
+            "took {} faults: expected 0, the PTEs should be inherited at fork",
+            r.faults
+        )),
+        Want::Faulted if r.faults == 0 => {
+            Some("took 0 faults on an untouched mapping (expected at least one)".into())
+        }
+        Want::Refaulted if r.faults == 0 => Some(format!(
+            "read {} pages with 0 faults: its PTEs survived the revoke (stale access)",
+            r.pages
+        )),
+        _ => None,
+    }
+}
+
+/// Judges a phase: a one-line summary and one failure line per process
+/// that did not see what it should have (at most `max_lines`, then a count).
+pub fn judge(
+    phase: &str,
+    want: Want,
+    reports: &[Report],
+    expect: &dyn Fn(usize) -> u32,
+) -> (String, Vec<String>) {
+    const MAX_LINES: usize = 4;
+    let mut fails = Vec::new();
+    let mut bad = 0;
+    for r in reports {
+        if let Some(why) = mismatch(want, r, expect) {
+            bad += 1;
+            if fails.len() < MAX_LINES {
+                let who = if r.who == 0 {
+                    "parent".to_string()
+                } else {
+                    format!("process {}", r.who)
+                };
+                fails.push(format!("{phase}: {who} {why}"));
+            }
+        }
+    }
+    if bad > MAX_LINES {
+        fails.push(format!("{phase}: ... {} more", bad - MAX_LINES));
+    }
+    let faults: Vec<i64> = reports.iter().map(|r| r.faults).collect();
+    let summary = format!(
+        "{phase}: {}/{} {} (faults per process: {}..{})",
+        reports.len() - bad,
+        reports.len(),
+        want.describe(),
+        faults.iter().min().unwrap_or(&0),
+        faults.iter().max().unwrap_or(&0),
+    );
+    (summary, fails)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(sigbus: bool, faults: i64, bad: u32) -> Report {
+        Report {
+            who: 1,
+            sigbus: sigbus.into(),
+            faults,
+            pages: 512,
+            bad,
+            ..Report::default()
+        }
+    }
+
+    const E: &dyn Fn(usize) -> u32 = &|i| i as u32;
+
+    #[test]
+    fn inherited() {
+        assert_eq!(mismatch(Want::Inherited, &rep(false, 0, 0), E), None);
+        assert!(mismatch(Want::Inherited, &rep(false, 1, 0), E)
+            .unwrap()
+            .contains("inherited"));
+        assert!(mismatch(Want::Inherited, &rep(true, 0, 0), E)
+            .unwrap()
+            .contains("SIGBUS"));
+        assert!(mismatch(Want::Inherited, &rep(false, 0, 3), E)
+            .unwrap()
+            .contains("3 bad pages"));
+    }
+
+    #[test]
+    fn sigbus_tells_stale_from_refault() {
+        assert_eq!(mismatch(Want::Sigbus, &rep(true, 0, 0), E), None);
+        assert!(mismatch(Want::Sigbus, &rep(false, 0, 0), E)
+            .unwrap()
+            .contains("stale PTEs"));
+        assert!(mismatch(Want::Sigbus, &rep(false, 1, 0), E)
+            .unwrap()
+            .contains("re-inserted"));
+    }
+
+    #[test]
+    fn refaulted_and_faulted() {
+        assert_eq!(mismatch(Want::Refaulted, &rep(false, 1, 0), E), None);
+        assert!(mismatch(Want::Refaulted, &rep(false, 0, 0), E)
+            .unwrap()
+            .contains("survived"));
+        assert_eq!(mismatch(Want::Faulted, &rep(false, 2, 0), E), None);
+        assert!(mismatch(Want::Faulted, &rep(false, 0, 0), E).is_some());
+    }
+
+    #[test]
+    fn judge_summarises_and_caps() {
+        let rs: Vec<Report> = (0..10)
+            .map(|i| Report {
+                who: i,
+                ..rep(false, 0, 0)
+            })
+            .collect();
+        let (sum, fails) = judge("after revoke", Want::Sigbus, &rs, E);
+        assert!(sum.starts_with("after revoke: 0/10 got SIGBUS"), "{sum}");
+        assert_eq!(fails.len(), 5);
+        assert!(fails[0].contains("parent"));
+        assert!(fails[4].contains("6 more"));
+        let (sum, fails) = judge("after fork", Want::Inherited, &rs, E);
+        assert!(sum.starts_with("after fork: 10/10"), "{sum}");
+        assert!(fails.is_empty());
+    }
+}

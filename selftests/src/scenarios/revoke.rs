@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The fork tests: map the BAR, write a pattern, fork a family, revoke,
+//! and check what every process sees.
+//!
+//! Phases (each process reads the first word of every page):
+//! 0. right after fork: the pattern with 0 faults (inherited PTEs), or,
+//!    for a family forked before the parent touched the mapping, after
+//!    faulting it in;
+//! 1. after the revoke: SIGBUS while memory is disabled (COMMAND.MEM clear,
+//!    unplug), or a fresh fault and the data (reset, driver revoke);
+//! 2. after re-enabling memory: a fresh fault and the data.
+//!
+//! The parent takes part in phases 1 and 2 as process 0. With the fixed
+//! driver every process passes; with legacy mode the children keep stale
+//! PTEs and the test fails, as it must.
+
+use super::checks::Want;
+use super::{new_seed, word, Ctx, Verdict};
+use crate::err;
+use crate::error::{Context, Result};
+use crate::family::{Family, Report, Shared};
+use crate::ktap::{diag, Outcome};
+use crate::mapping::{Mapping, Place};
+use crate::probe::{self, PAGE};
+use crate::sysfs::{self, Binding};
+use crate::vfio::{Device, Path, Region};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long a phase may take.
+const PHASE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a sysfs remove may take to revoke, and to finish once every
+/// user has closed the device.
+const UNPLUG_LIMIT: Duration = Duration::from_secs(30);
+
+/// The revocation a test performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// Clear COMMAND memory enable through the VFIO config region.
+    MemDisable,
+    /// `VFIO_DEVICE_RESET`.
+    Reset,
+    /// vfio_variant's debugfs `revoke`.
+    Driver,
+    /// `echo 1 > /sys/bus/pci/devices/BDF/remove` from another process.
+    Unplug,
+}
+
+impl Revoke {
+    fn describe(self) -> &'static str {
+        match self {
+            Revoke::MemDisable => "COMMAND.MEM clear",
+            Revoke::Reset => "VFIO_DEVICE_RESET",
+            Revoke::Driver => "debugfs revoke",
+            Revoke::Unplug => "sysfs remove",
+        }
+    }
+}
+
+/// What the mapping looks like when the family is forked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One vma over the mapped part of the BAR.
+    Whole,
+    /// A middle page unmapped: two vmas.
+    Split,
+    /// Moved with mremap.
+    Moved,
+}
+
+/// One fork test.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The revocation, or `None` to only check inheritance.
+    pub revoke: Option<Revoke>,
+    /// The mapping's shape at fork.
+    pub shape: Shape,
+    /// Children.
+    pub children: usize,
+    /// Grandchildren per child.
+    pub grandchildren: usize,
+    /// The parent populates the mapping before forking.
+    pub touch_first: bool,
+    /// Use the run's children/grandchildren counts.
+    pub many: bool,
+}
+
+impl Spec {
+    /// One child, parent populated first.
+    pub fn one(revoke: Option<Revoke>) -> Self {
+        Self {
+            revoke,
+            shape: Shape::Whole,
+            children: 1,
+            grandchildren: 0,
+            touch_first: true,
+            many: false,
+        }
+    }
+
+    /// The run's full family size.
+    pub fn many(revoke: Revoke) -> Self {
+        Self {
+            many: true,
+            ..Self::one(Some(revoke))
+        }
+    }
+
+    /// A child and a grandchild over a split or moved mapping.
+    pub fn shaped(shape: Shape) -> Self {
+        Self {
+            shape,
+            grandchildren: 1,
+            ..Self::one(Some(Revoke::MemDisable))
+        }
+    }
+
+    /// Applies the run's family size if this spec wants it.
+    pub fn sized(mut self, ctx: &Ctx) -> Self {
+        if self.many {
+            self.children = ctx.children;
+            self.grandchildren = ctx.grandchildren;
+        }
+        self
+    }
+}
+
+/// Runs one fork test.
+pub fn run(ctx: &Ctx, path: Path, spec: &Spec) -> Result<Outcome> {
+    match spec.revoke {
+        Some(Revoke::Driver) if ctx.debugfs().is_none() => {
+            return Ok(Outcome::Skip(format!(
+                "needs vfio_variant's debugfs revoke; {} is bound to {}",
+                ctx.bdf,
+                ctx.driver()
+            )));
+        }
+        Some(Revoke::Unplug) if !ctx.is_variant() => {
+            return Ok(Outcome::Skip(format!(
+                "{} does not revoke mappings on remove: vfio_pci_core_request() only \
+                 asks the user to release the device and remove waits",
+                ctx.driver()
+            )));
+        }
+        _ => {}
+    }
+    let binding = Binding::capture(&ctx.bdf);
+    let mut remover = None;
+    let mut result = run_family(ctx, path, spec, &mut remover);
+    // Every fd and mapping of this test is closed now: the remove can end.
+    if let Some(child) = remover {
+        if let Err(e) = finish_unplug(child, &binding) {
+            result = match result {
+                Ok(Outcome::Fail(why)) => Ok(Outcome::Fail(format!("{why}; {e}"))),
+                Ok(_) => Err(e),
+                Err(first) => Err(err!("{first}; {e}")),
+            };
+        }
+    }
+    result
+}
+
+fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -> Result<Outcome> {
+    let (dev, bar) = ctx.open(path)?;
+    if spec.revoke == Some(Revoke::Reset) && !dev.has_reset() {
+        return Ok(Outcome::Skip(format!(
+            "{} has no reset method (VFIO_DEVICE_FLAGS_RESET clear)",
+            ctx.bdf
+        )));
+    }
+    let len = ctx.map_len(&bar);
+    let mut map = Mapping::new(dev.fd(), &bar, 0, len, Place::Any)?;
+    match spec.shape {
+        Shape::Whole => {}
+        Shape::Split => map.punch(len / PAGE / 2)?,
+        Shape::Moved => map.remap()?,
+    }
+    let pages = len / PAGE;
+    let expected = Shared::new(pages)?;
+    let seed = new_seed();
+    for i in 0..pages {
+        expected.set(i, word(seed, i));
+    }
+    let exp = |i: usize| expected.get(i);
+    if spec.touch_first {
+        for piece in map.pieces() {
+            for k in 0..piece.len / PAGE {
+                let v = exp(piece.bar_offset / PAGE + k);
+                // SAFETY: inside the piece, page aligned, mapped RW.
+                unsafe { std::ptr::write_volatile((piece.addr + k * PAGE) as *mut u32, v) };
+            }
+        }
+        let s = map.pass(exp);
+        if s.sigbus || s.bad > 0 {
+            return Err(err!("the parent cannot read back its own pattern: {s:?}"));
+        }
+    } else {
+        for i in 0..pages {
+            dev.write_u32(&bar, (i * PAGE) as u64, exp(i))?;
+        }
+    }
+    diag(&format!(
+        "{} via {}: BAR{} {} KiB, {} KiB mapped in {} vma(s){}, {} child(ren) x {} grandchild(ren)",
+        ctx.driver(),
+        path.name(),
+        bar.index,
+        bar.size / 1024,
+        map.len() / 1024,
+        map.pieces().len(),
+        match spec.shape {
+            Shape::Whole => "",
+            Shape::Split => " (split by munmap)",
+            Shape::Moved => " (moved by mremap)",
+        },
+        spec.children,
+        spec.grandchildren
+    ));
+
+    let phases = match spec.revoke {
+        None => 1,
+        Some(Revoke::MemDisable) => 3,
+        Some(_) => 2,
+    };
+    let mut fam = Family::spawn(spec.children, spec.grandchildren, phases, |m| {
+        probe::warm_up(&[expected.bytes()]);
+        for phase in 0..phases {
+            m.wait(phase);
+            let s = map.pass(|i| expected.get(i));
+            m.report(phase, &s);
+        }
+    })?;
+    let mut v = Verdict::default();
+    let r0 = fam.collect(0, PHASE_LIMIT)?;
+    if spec.touch_first {
+        v.judge("after fork", Want::Inherited, &r0, &exp);
+    } else {
+        v.judge("after fork, untouched", Want::Faulted, &r0, &exp);
+        let p = parent(0, &map, &exp);
+        v.judge("parent's first touch", Want::Faulted, &[p], &exp);
+    }
+    let Some(revoke) = spec.revoke else {
+        fam.finish()?;
+        return Ok(v.outcome());
+    };
+
+    let counters = ctx.debugfs();
+    let before = counters.as_ref().map(|d| d.counters()).transpose()?;
+    let p1 = match revoke {
+        Revoke::MemDisable => {
+            dev.set_memory(false)?;
+            parent(1, &map, &exp)
+        }
+        Revoke::Reset => {
+            dev.reset()?;
+            reload_expected(&dev, &bar, &expected, seed)?;
+            parent(1, &map, &exp)
+        }
+        Revoke::Driver => {
+            counters
+                .as_ref()
+                .ok_or_else(|| err!("no debugfs"))?
+                .revoke()?;
+            parent(1, &map, &exp)
+        }
+        Revoke::Unplug => {
+            *remover = Some(sysfs::start_remove(&ctx.bdf)?);
+            wait_revoked(&map, &exp)?
+        }
+    };
+    fam.start(1);
+    let mut r1 = fam.collect(1, PHASE_LIMIT)?;
+    r1.insert(0, p1);
+    let after = format!("after {}", revoke.describe());
+    match revoke {
+        Revoke::MemDisable | Revoke::Unplug => v.judge(&after, Want::Sigbus, &r1, &exp),
+        Revoke::Reset | Revoke::Driver => v.judge(&after, Want::Refaulted, &r1, &exp),
+    }
+    if revoke == Revoke::MemDisable {
+        dev.set_memory(true)?;
+        let p2 = parent(2, &map, &exp);
+        fam.start(2);
+        let mut r2 = fam.collect(2, PHASE_LIMIT)?;
+        r2.insert(0, p2);
+        v.judge("after re-enable", Want::Refaulted, &r2, &exp);
+    }
+    if let Err(e) = fam.finish() {
+        v.fail(format!("a process ended badly: {e}"));
+    }
+    if let (Some(d), Some(before)) = (counters, before) {
+        if revoke != Revoke::Unplug {
+            check_counters(&mut v, revoke, r1.len(), &d.counters()?.since(&before));
+        }
+    } else {
+        diag("no vfio_variant counters for this driver: checked ru_minflt only");
+    }
+    Ok(v.outcome())
+}
+
+/// The parent's own pass, as a report from process 0.
+fn parent(phase: u32, map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Report {
+    let s = map.pass(exp);
+    let mut r = Report {
+        who: 0,
+        phase,
+        ..Report::default()
+    };
+    r.sigbus = s.sigbus.into();
+    r.faults = s.faults;
+    r.pages = s.pages;
+    r.bad = s.bad;
+    r.first_bad = s.first_bad;
+    r.value = s.value;
+    r
+}
+
+/// After a reset the device decides what its memory holds: take what the
+/// region reads as the truth the mappings must agree with.
+fn reload_expected(dev: &Device, bar: &Region, expected: &Shared, seed: u32) -> Result<()> {
+    let mut changed = 0;
+    for i in 0..expected.len() {
+        let v = dev.read_u32(bar, (i * PAGE) as u64)?;
+        if v != word(seed, i) {
+            changed += 1;
+        }
+        expected.set(i, v);
+    }
+    diag(&format!(
+        "after the reset {changed} pages read differently through the region (device reset its memory: {})",
+        if changed > 0 { "yes" } else { "no" }
+    ));
+    Ok(())
+}
+
+/// Polls the parent's own mapping until the remove revoked it (a SIGBUS or
+/// a fault on a page that was present); returns that observation.
+fn wait_revoked(map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Result<Report> {
+    let start = Instant::now();
+    while start.elapsed() < UNPLUG_LIMIT {
+        let f0 = probe::minflt();
+        let v = map.read_u32(0);
+        let faults = probe::minflt() - f0;
+        if v.is_none() || faults > 0 {
+            diag(&format!(
+                "remove revoked the parent's mapping after {} ms",
+                start.elapsed().as_millis()
+            ));
+            let mut r = Report {
+                who: 0,
+                phase: 1,
+                faults,
+                ..Report::default()
+            };
+            match v {
+                None => r.sigbus = 1,
+                Some(v) => {
+                    r.pages = 1;
+                    r.value = v;
+                    if v != exp(0) {
+                        r.bad = 1;
+                    }
+                }
+            }
+            return Ok(r);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(err!(
+        "sysfs remove did not revoke the parent's mapping within {UNPLUG_LIMIT:?}"
+    ))
+}
+
+/// Waits for the remove to finish, then brings the device back with its
+/// driver and mode.
+fn finish_unplug(mut child: Child, binding: &Binding) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().ctx("wait for the sysfs remove")? {
+            if !st.success() {
+                return Err(err!("sysfs remove failed: {st}"));
+            }
+            break;
+        }
+        if start.elapsed() > UNPLUG_LIMIT {
+            return Err(err!(
+                "sysfs remove still blocked {UNPLUG_LIMIT:?} after every user closed the device"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    binding
+        .restore()
+        .ctx("bring the device back after the unplug")?;
+    diag(&format!(
+        "remove finished {} ms after the last close; device back on {}",
+        took.as_millis(),
+        binding.driver().unwrap_or("no driver")
+    ));
+    Ok(())
+}
+
+/// The variant's counters must have seen the revoke, the SIGBUS faults and
+/// the refaults of `procs` processes.
+fn check_counters(v: &mut Verdict, revoke: Revoke, procs: usize, d: &sysfs::Counters) {
+    diag(&format!("counters moved by: {d}"));
+    let procs = procs as u64;
+    v.check(d.zaps >= 1, || {
+        format!("counters: zaps +{}: the revoke was not counted", d.zaps)
+    });
+    v.check(d.faults >= procs, || {
+        format!(
+            "counters: faults +{} for {procs} processes that had to fault again",
+            d.faults
+        )
+    });
+    if revoke == Revoke::MemDisable {
+        v.check(d.sigbus >= procs, || {
+            format!(
+                "counters: sigbus +{} for {procs} processes that got SIGBUS",
+                d.sigbus
+            )
+        });
+    }
+}

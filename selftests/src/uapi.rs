@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The part of the VFIO uAPI (include/uapi/linux/vfio.h) this test uses,
+//! written out by hand: ioctl numbers and `#[repr(C)]` mirrors of the
+//! argument structs. All of it is stable ABI.
+
+/// `VFIO_TYPE` (`';'`), the ioctl type of every VFIO ioctl.
+const VFIO_TYPE: u64 = b';' as u64;
+/// `VFIO_BASE`, the first VFIO ioctl number.
+const VFIO_BASE: u64 = 100;
+
+/// `_IO(VFIO_TYPE, VFIO_BASE + nr)`: VFIO ioctls carry no size/direction.
+const fn vfio_io(nr: u64) -> u64 {
+    (VFIO_TYPE << 8) | (VFIO_BASE + nr)
+}
+
+/// `VFIO_GET_API_VERSION`: returns [`VFIO_API_VERSION`].
+pub const VFIO_GET_API_VERSION: u64 = vfio_io(0);
+/// `VFIO_CHECK_EXTENSION`: is an IOMMU type supported.
+pub const VFIO_CHECK_EXTENSION: u64 = vfio_io(1);
+/// `VFIO_SET_IOMMU`: choose the container's IOMMU type.
+pub const VFIO_SET_IOMMU: u64 = vfio_io(2);
+/// `VFIO_GROUP_GET_STATUS`: [`GroupStatus`].
+pub const VFIO_GROUP_GET_STATUS: u64 = vfio_io(3);
+/// `VFIO_GROUP_SET_CONTAINER`: argument is a pointer to the container fd.
+pub const VFIO_GROUP_SET_CONTAINER: u64 = vfio_io(4);
+/// `VFIO_GROUP_GET_DEVICE_FD`: argument is the device name (C string).
+pub const VFIO_GROUP_GET_DEVICE_FD: u64 = vfio_io(6);
+/// `VFIO_DEVICE_GET_INFO`: [`DeviceInfo`].
+pub const VFIO_DEVICE_GET_INFO: u64 = vfio_io(7);
+/// `VFIO_DEVICE_GET_REGION_INFO`: [`RegionInfo`].
+pub const VFIO_DEVICE_GET_REGION_INFO: u64 = vfio_io(8);
+/// `VFIO_DEVICE_RESET`: no argument.
+pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
+/// `VFIO_DEVICE_BIND_IOMMUFD` (cdev path): [`BindIommufd`].
+pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = vfio_io(18);
+
+/// What `VFIO_GET_API_VERSION` returns.
+pub const VFIO_API_VERSION: i32 = 0;
+/// `VFIO_NOIOMMU_IOMMU`: the no-IOMMU container type.
+pub const VFIO_NOIOMMU_IOMMU: u64 = 8;
+
+/// `VFIO_GROUP_FLAGS_VIABLE`.
+pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1 << 0;
+/// `VFIO_DEVICE_FLAGS_RESET`: the device supports `VFIO_DEVICE_RESET`.
+pub const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
+/// `VFIO_DEVICE_FLAGS_PCI`.
+pub const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
+/// `VFIO_REGION_INFO_FLAG_READ`.
+pub const VFIO_REGION_INFO_FLAG_READ: u32 = 1 << 0;
+/// `VFIO_REGION_INFO_FLAG_WRITE`.
+pub const VFIO_REGION_INFO_FLAG_WRITE: u32 = 1 << 1;
+/// `VFIO_REGION_INFO_FLAG_MMAP`.
+pub const VFIO_REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
+
+/// `VFIO_PCI_CONFIG_REGION_INDEX`.
+pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// Number of BAR regions (`VFIO_PCI_BAR0_REGION_INDEX` ..= `BAR5`).
+pub const VFIO_PCI_NUM_BARS: u32 = 6;
+
+/// PCI config space: the COMMAND register.
+pub const PCI_COMMAND: u64 = 0x04;
+/// COMMAND bit: memory space enable.
+pub const PCI_COMMAND_MEMORY: u16 = 0x2;
+
+/// `struct vfio_group_status`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GroupStatus {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// `VFIO_GROUP_FLAGS_*`.
+    pub flags: u32,
+}
+
+/// `struct vfio_device_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DeviceInfo {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub flags: u32,
+    /// Number of regions.
+    pub num_regions: u32,
+    /// Number of IRQ types.
+    pub num_irqs: u32,
+    /// Offset of the first capability, if any.
+    pub cap_offset: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+/// `struct vfio_region_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegionInfo {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+    /// Region index (`VFIO_PCI_*_REGION_INDEX`).
+    pub index: u32,
+    /// Offset of the first capability, if any.
+    pub cap_offset: u32,
+    /// Region size in bytes.
+    pub size: u64,
+    /// Offset of the region in the device fd (for pread/pwrite/mmap).
+    pub offset: u64,
+}
+
+/// `struct vfio_device_bind_iommufd`, up to `out_devid` (the kernel's
+/// minimum size; the optional token pointer after it is not used).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BindIommufd {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// No flags are used.
+    pub flags: u32,
+    /// The iommufd (7.3 refuses a negative one, no-IOMMU devices included).
+    pub iommufd: i32,
+    /// Set by the kernel.
+    pub out_devid: u32,
+}
+
+/// `argsz` for a uAPI struct.
+pub fn argsz<T>() -> u32 {
+    std::mem::size_of::<T>() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_linux_vfio_h() {
+        // Values of the C macros on x86_64 (_IO(';', 100 + n)).
+        assert_eq!(VFIO_GET_API_VERSION, 0x3b64);
+        assert_eq!(VFIO_SET_IOMMU, 0x3b66);
+        assert_eq!(VFIO_GROUP_GET_DEVICE_FD, 0x3b6a);
+        assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
+        assert_eq!(VFIO_DEVICE_RESET, 0x3b6f);
+        assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3b76);
+    }
+
+    #[test]
+    fn struct_sizes_match_linux_vfio_h() {
+        assert_eq!(argsz::<GroupStatus>(), 8);
+        assert_eq!(argsz::<DeviceInfo>(), 24);
+        assert_eq!(argsz::<RegionInfo>(), 32);
+        assert_eq!(argsz::<BindIommufd>(), 16);
+    }
+}

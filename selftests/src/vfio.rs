@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VFIO PCI device opened through the group/container path or the
+//! cdev/iommufd path, with the few operations the tests need: region info,
+//! config space access (COMMAND memory enable), reset and BAR pread/pwrite.
+
+use crate::error::{last_os, Context, Result};
+use crate::uapi::{self, argsz, BindIommufd, DeviceInfo, GroupStatus, RegionInfo};
+use crate::{err, sysfs};
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+
+/// How the device is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `/dev/vfio/vfio` container + `/dev/vfio/[noiommu-]N` group.
+    Group,
+    /// `/dev/vfio/devices/[noiommu-]vfioX` + `VFIO_DEVICE_BIND_IOMMUFD` to a
+    /// `/dev/iommu` fd.
+    Cdev,
+}
+
+impl Path {
+    /// Both paths, in test order.
+    pub const ALL: [Path; 2] = [Path::Group, Path::Cdev];
+
+    /// Short name used in test names and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Group => "group",
+            Path::Cdev => "cdev",
+        }
+    }
+}
+
+/// A region of the device file: where it lives and what it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// `VFIO_PCI_*_REGION_INDEX`.
+    pub index: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Offset in the device file.
+    pub offset: u64,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+}
+
+impl Region {
+    /// Whether the region may be mmapped.
+    pub fn mappable(&self) -> bool {
+        self.flags & uapi::VFIO_REGION_INFO_FLAG_MMAP != 0
+    }
+}
+
+/// An open VFIO device. Dropping it closes the device, group and
+/// container (or iommufd) file descriptors.
+#[derive(Debug)]
+pub struct Device {
+    // Field order is drop order: the device fd goes before its group.
+    file: std::fs::File,
+    _group: Option<OwnedFd>,
+    /// The container (group path) or the iommufd (cdev path).
+    _iommu: Option<OwnedFd>,
+    /// The PCI address.
+    pub bdf: String,
+    /// How it was opened.
+    pub path: Path,
+    /// `VFIO_DEVICE_GET_INFO`.
+    pub info: DeviceInfo,
+    config: Region,
+}
+
+/// `ioctl(fd, req, arg)`, with the errno turned into an error naming `what`.
+///
+/// # Safety
+///
+/// `arg` must be what `req` expects: a value, or a pointer to a live object
+/// of the right type.
+unsafe fn ioctl(fd: RawFd, req: u64, arg: usize, what: &str) -> Result<i32> {
+    // SAFETY: per the caller's contract for `arg`; `fd` is any integer.
+    let r = unsafe { libc::ioctl(fd, req as _, arg) };
+    if r < 0 {
+        Err(last_os(what))
+    } else {
+        Ok(r)
+    }
+}
+
+fn open_fd(path: &str) -> Result<OwnedFd> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ctx(format!("open {path}"))?;
+    Ok(f.into())
+}
+
+impl Device {
+    /// Opens `bdf` through `path`.
+    pub fn open(bdf: &str, path: Path) -> Result<Self> {
+        let (file, group, container) = match path {
+            Path::Group => open_group(bdf)?,
+            Path::Cdev => {
+                let (file, iommufd) = open_cdev(bdf)?;
+                (file, None, Some(iommufd))
+            }
+        };
+        let mut info = DeviceInfo {
+            argsz: argsz::<DeviceInfo>(),
+            ..Default::default()
+        };
+        // SAFETY: `info` is a live `vfio_device_info` with argsz set.
+        unsafe {
+            ioctl(
+                file.as_raw_fd(),
+                uapi::VFIO_DEVICE_GET_INFO,
+                &raw mut info as usize,
+                "VFIO_DEVICE_GET_INFO",
+            )?
+        };
+        if info.flags & uapi::VFIO_DEVICE_FLAGS_PCI == 0 {
+            return Err(err!("{bdf} is not a VFIO PCI device"));
+        }
+        let mut dev = Device {
+            file,
+            _group: group,
+            _iommu: container,
+            bdf: bdf.to_string(),
+            path,
+            info,
+            config: Region {
+                index: 0,
+                size: 0,
+                offset: 0,
+                flags: 0,
+            },
+        };
+        dev.config = dev.region(uapi::VFIO_PCI_CONFIG_REGION_INDEX)?;
+        Ok(dev)
+    }
+
+    /// The device file descriptor (for mmap).
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO` for `index`.
+    pub fn region(&self, index: u32) -> Result<Region> {
+        let mut r = RegionInfo {
+            argsz: argsz::<RegionInfo>(),
+            index,
+            ..Default::default()
+        };
+        // SAFETY: `r` is a live `vfio_region_info` with argsz and index set.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_GET_REGION_INFO,
+                &raw mut r as usize,
+                &format!("VFIO_DEVICE_GET_REGION_INFO({index})"),
+            )?
+        };
+        Ok(Region {
+            index,
+            size: r.size,
+            offset: r.offset,
+            flags: r.flags,
+        })
+    }
+
+    /// BAR `index`, which must exist and be mappable.
+    pub fn bar(&self, index: u32) -> Result<Region> {
+        if index >= uapi::VFIO_PCI_NUM_BARS {
+            return Err(err!("BAR{index} does not exist (0..5)"));
+        }
+        let r = self.region(index)?;
+        if r.size == 0 {
+            return Err(err!("{}: BAR{index} is not implemented", self.bdf));
+        }
+        if !r.mappable() {
+            return Err(err!(
+                "{}: BAR{index} ({} bytes) cannot be mmapped (flags {:#x})",
+                self.bdf,
+                r.size,
+                r.flags
+            ));
+        }
+        Ok(r)
+    }
+
+    /// Whether `VFIO_DEVICE_RESET` is supported.
+    pub fn has_reset(&self) -> bool {
+        self.info.flags & uapi::VFIO_DEVICE_FLAGS_RESET != 0
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of `region`.
+    pub fn read(&self, region: &Region, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, region.offset + offset)
+            .ctx(format!(
+                "pread {} bytes at {offset:#x} of region {}",
+                buf.len(),
+                region.index
+            ))
+    }
+
+    /// Writes `buf` at `offset` of `region`.
+    pub fn write(&self, region: &Region, offset: u64, buf: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(buf, region.offset + offset)
+            .ctx(format!(
+                "pwrite {} bytes at {offset:#x} of region {}",
+                buf.len(),
+                region.index
+            ))
+    }
+
+    /// Reads a little-endian u32 from `region`.
+    pub fn read_u32(&self, region: &Region, offset: u64) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(region, offset, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian u32 to `region`.
+    pub fn write_u32(&self, region: &Region, offset: u64, v: u32) -> Result<()> {
+        self.write(region, offset, &v.to_le_bytes())
+    }
+
+    /// The COMMAND register, read through the VFIO config region.
+    pub fn command(&self) -> Result<u16> {
+        let mut b = [0u8; 2];
+        self.read(&self.config, uapi::PCI_COMMAND, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Sets or clears COMMAND memory enable through the VFIO config region
+    /// (clearing it is a revocation: the driver must zap every mapping).
+    pub fn set_memory(&self, on: bool) -> Result<()> {
+        let cmd = self.command()?;
+        let new = if on {
+            cmd | uapi::PCI_COMMAND_MEMORY
+        } else {
+            cmd & !uapi::PCI_COMMAND_MEMORY
+        };
+        self.write(&self.config, uapi::PCI_COMMAND, &new.to_le_bytes())?;
+        let now = self.command()?;
+        if (now & uapi::PCI_COMMAND_MEMORY != 0) != on {
+            return Err(err!(
+                "COMMAND memory enable did not change: wrote {new:#06x}, read back {now:#06x}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `VFIO_DEVICE_RESET`.
+    pub fn reset(&self) -> Result<()> {
+        // SAFETY: VFIO_DEVICE_RESET takes no argument.
+        unsafe { ioctl(self.fd(), uapi::VFIO_DEVICE_RESET, 0, "VFIO_DEVICE_RESET")? };
+        Ok(())
+    }
+}
+
+/// Opens container, group and device (no-IOMMU or a real IOMMU group).
+fn open_group(bdf: &str) -> Result<(std::fs::File, Option<OwnedFd>, Option<OwnedFd>)> {
+    let group = sysfs::iommu_group(bdf)?;
+    let noiommu = format!("/dev/vfio/noiommu-{group}");
+    let (group_path, iommu_type) = if std::path::Path::new(&noiommu).exists() {
+        (noiommu, uapi::VFIO_NOIOMMU_IOMMU)
+    } else {
+        // VFIO_TYPE1v2_IOMMU, for machines with a real IOMMU.
+        (format!("/dev/vfio/{group}"), 3)
+    };
+    let container = open_fd("/dev/vfio/vfio")?;
+    // SAFETY: VFIO_GET_API_VERSION takes no argument.
+    let version = unsafe {
+        ioctl(
+            container.as_raw_fd(),
+            uapi::VFIO_GET_API_VERSION,
+            0,
+            "VFIO_GET_API_VERSION",
+        )?
+    };
+    if version != uapi::VFIO_API_VERSION {
+        return Err(err!("unknown VFIO API version {version}"));
+    }
+    let group_fd = open_fd(&group_path)?;
+    let mut status = GroupStatus {
+        argsz: argsz::<GroupStatus>(),
+        flags: 0,
+    };
+    // SAFETY: `status` is a live `vfio_group_status` with argsz set.
+    unsafe {
+        ioctl(
+            group_fd.as_raw_fd(),
+            uapi::VFIO_GROUP_GET_STATUS,
+            &raw mut status as usize,
+            "VFIO_GROUP_GET_STATUS",
+        )?
+    };
+    if status.flags & uapi::VFIO_GROUP_FLAGS_VIABLE == 0 {
+        return Err(err!(
+            "{group_path} is not viable: bind every device of the group to a VFIO driver"
+        ));
+    }
+    let cfd: RawFd = container.as_raw_fd();
+    // SAFETY: the argument points to the container fd, as the ioctl wants.
+    unsafe {
+        ioctl(
+            group_fd.as_raw_fd(),
+            uapi::VFIO_GROUP_SET_CONTAINER,
+            &raw const cfd as usize,
+            "VFIO_GROUP_SET_CONTAINER",
+        )?
+    };
+    // SAFETY: VFIO_SET_IOMMU takes the IOMMU type by value.
+    unsafe {
+        ioctl(
+            container.as_raw_fd(),
+            uapi::VFIO_SET_IOMMU,
+            iommu_type as usize,
+            &format!("VFIO_SET_IOMMU({iommu_type})"),
+        )?
+    };
+    let name = CString::new(bdf).map_err(|_| err!("bad device name {bdf:?}"))?;
+    // SAFETY: the argument is a NUL-terminated device name that outlives
+    // the call.
+    let fd = unsafe {
+        ioctl(
+            group_fd.as_raw_fd(),
+            uapi::VFIO_GROUP_GET_DEVICE_FD,
+            name.as_ptr() as usize,
+            &format!("VFIO_GROUP_GET_DEVICE_FD({bdf})"),
+        )?
+    };
+    // SAFETY: the ioctl returned a new file descriptor that we now own.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    Ok((file, Some(group_fd), Some(container)))
+}
+
+/// Opens the device's character device and binds it to a fresh iommufd.
+///
+/// No-IOMMU devices (`noiommu-vfioX`) need a real iommufd too: 7.3's
+/// `vfio_df_ioctl_bind_iommufd()` (drivers/vfio/device_cdev.c) refuses a
+/// negative `iommufd` with EINVAL, and with `CONFIG_IOMMUFD_NOIOMMU` the
+/// iommufd core handles the no-IOMMU binding itself. The iommufd is kept
+/// open for as long as the device.
+fn open_cdev(bdf: &str) -> Result<(std::fs::File, OwnedFd)> {
+    let name = sysfs::vfio_cdev(bdf)?;
+    let path = format!("/dev/vfio/devices/{name}");
+    let file = std::fs::File::from(open_fd(&path)?);
+    let iommufd = open_fd("/dev/iommu")?;
+    let mut bind = BindIommufd {
+        argsz: argsz::<BindIommufd>(),
+        flags: 0,
+        iommufd: iommufd.as_raw_fd(),
+        out_devid: 0,
+    };
+    // SAFETY: `bind` is a live `vfio_device_bind_iommufd` with argsz set.
+    unsafe {
+        ioctl(
+            file.as_raw_fd(),
+            uapi::VFIO_DEVICE_BIND_IOMMUFD,
+            &raw mut bind as usize,
+            &format!("VFIO_DEVICE_BIND_IOMMUFD({path})"),
+        )?
+    };
+    Ok((file, iommufd))
+}
