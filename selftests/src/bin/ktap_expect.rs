@@ -6,15 +6,21 @@
 //! everything was as expected, 1 otherwise, 2 on bad usage.
 //!
 //! ```text
-//! ktap_expect [--configs fixed,stock,legacy] LOG
+//! ktap_expect [--configs fixed,stock,legacy] [--problem TEXT]... LOG
 //! ```
+//!
+//! `--problem TEXT` counts one more failure (e.g. the guest's kernel log
+//! showed a WARN), so the closing line always tells the whole story.
 
 use std::process::exit;
 use vfio_revoke_selftests::expect::{judge_log, Config};
 
+const USAGE: &str = "usage: ktap_expect [--configs fixed,stock,legacy] [--problem TEXT]... LOG";
+
 fn main() {
     let mut configs = Config::ALL.to_vec();
     let mut log = None;
+    let mut problems = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -28,15 +34,16 @@ fn main() {
                     }
                 };
             }
+            "--problem" => problems.push(args.next().unwrap_or_default()),
             _ if log.is_none() && !a.starts_with('-') => log = Some(a),
             _ => {
-                eprintln!("usage: ktap_expect [--configs fixed,stock,legacy] LOG");
+                eprintln!("{USAGE}");
                 exit(2);
             }
         }
     }
     let Some(path) = log else {
-        eprintln!("usage: ktap_expect [--configs fixed,stock,legacy] LOG");
+        eprintln!("{USAGE}");
         exit(2);
     };
     let text = match std::fs::read(&path) {
@@ -46,7 +53,11 @@ fn main() {
             exit(2);
         }
     };
-    let tally = judge_log(&text, &configs);
+    let mut tally = judge_log(&text, &configs);
+    for p in problems {
+        tally.failed += 1;
+        tally.lines.push(format!("FAIL run    {p}"));
+    }
     for l in &tally.lines {
         println!("{l}");
     }

@@ -79,6 +79,35 @@ pub fn mismatch(want: Want, r: &Report, expect: &dyn Fn(usize) -> u32) -> Option
     }
 }
 
+/// What one process saw, in a few words (`SIGBUS`, `read 512 pages, 0
+/// faults, data ok`).
+pub fn describe(r: &Report) -> String {
+    if r.sigbus != 0 && r.pages == 0 {
+        return "SIGBUS".into();
+    }
+    let data = if r.bad == 0 {
+        "data ok".to_string()
+    } else {
+        format!("{} pages WRONG", r.bad)
+    };
+    let end = if r.sigbus != 0 { ", then SIGBUS" } else { "" };
+    format!(
+        "read {} pages, {} fault{}, {data}{end}",
+        r.pages,
+        r.faults,
+        if r.faults == 1 { "" } else { "s" }
+    )
+}
+
+/// Name of a process in messages.
+pub fn who(r: &Report) -> String {
+    if r.who == 0 {
+        "parent".into()
+    } else {
+        format!("process {}", r.who)
+    }
+}
+
 /// Judges a phase: a one-line summary and one failure line per process
 /// that did not see what it should have (at most `max_lines`, then a count).
 pub fn judge(
@@ -94,12 +123,7 @@ pub fn judge(
         if let Some(why) = mismatch(want, r, expect) {
             bad += 1;
             if fails.len() < MAX_LINES {
-                let who = if r.who == 0 {
-                    "parent".to_string()
-                } else {
-                    format!("process {}", r.who)
-                };
-                fails.push(format!("{phase}: {who} {why}"));
+                fails.push(format!("{phase}: {} {why}", who(r)));
             }
         }
     }
@@ -168,6 +192,26 @@ mod tests {
             .contains("survived"));
         assert_eq!(mismatch(Want::Faulted, &rep(false, 2, 0), E), None);
         assert!(mismatch(Want::Faulted, &rep(false, 0, 0), E).is_some());
+    }
+
+    #[test]
+    fn describes() {
+        assert_eq!(describe(&rep(true, 0, 0).with_pages(0)), "SIGBUS");
+        assert_eq!(
+            describe(&rep(false, 1, 0)),
+            "read 512 pages, 1 fault, data ok"
+        );
+        assert_eq!(
+            describe(&rep(false, 0, 2)),
+            "read 512 pages, 0 faults, 2 pages WRONG"
+        );
+    }
+
+    impl Report {
+        fn with_pages(mut self, n: u32) -> Self {
+            self.pages = n;
+            self
+        }
     }
 
     #[test]

@@ -121,6 +121,15 @@ impl Verdict {
     ) {
         let (summary, fails) = checks::judge(phase, want, reports, expect);
         ktap::diag(&summary);
+        if reports.len() <= 3 {
+            for r in reports {
+                ktap::diag(&format!(
+                    "  {phase} | {}: {}",
+                    checks::who(r),
+                    checks::describe(r)
+                ));
+            }
+        }
         self.fails.extend(fails);
     }
 
