@@ -51,28 +51,63 @@ impl Config {
     }
 }
 
-/// Tests legacy mode must fail, and why.
-const LEGACY_FAILS: &[(&str, &str)] = &[
-    (
+/// A test legacy mode must fail: why, and a phrase its failure message
+/// must contain (so that a legacy failure for another reason, say an open
+/// error, does not count as the bug being caught).
+struct LegacyFail {
+    test: &'static str,
+    why: &'static str,
+    symptom: &'static str,
+}
+
+const fn lf(test: &'static str, why: &'static str, symptom: &'static str) -> LegacyFail {
+    LegacyFail { test, why, symptom }
+}
+
+/// The stale-access symptom printed by the fork tests.
+const STALE: &str = "stale";
+
+const LEGACY_FAILS: &[LegacyFail] = &[
+    lf(
         "fork_mem_disable",
         "the child keeps stale PTEs after COMMAND.MEM clear",
+        STALE,
     ),
-    (
+    lf(
         "fork_reset",
         "the child keeps stale PTEs across VFIO_DEVICE_RESET",
+        STALE,
     ),
-    (
+    lf(
         "fork_driver_revoke",
         "the revoke walks the vma list, which lacks the child",
+        STALE,
     ),
-    ("many_children", "no forked process is on the vma list"),
-    ("vma_split", "the forked halves are not on the vma list"),
-    ("vma_mremap", "the forked, moved vma is not on the vma list"),
-    (
+    lf(
+        "many_children",
+        "no forked process is on the vma list",
+        STALE,
+    ),
+    lf(
+        "vma_split",
+        "the forked halves are not on the vma list",
+        STALE,
+    ),
+    lf(
+        "vma_mremap",
+        "the forked, moved vma is not on the vma list",
+        STALE,
+    ),
+    lf(
         "fork_unplug",
         "the child keeps access after the unplug revoke",
+        STALE,
     ),
-    ("whole_vma", "legacy inserts one page per fault"),
+    lf(
+        "whole_vma",
+        "legacy inserts one page per fault",
+        "insert the whole vma",
+    ),
 ];
 
 /// Tests that may skip in a configuration, and why.
@@ -92,13 +127,14 @@ pub fn base_name(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// The reason legacy mode must fail `name`, if it must.
-pub fn legacy_must_fail(name: &str) -> Option<&'static str> {
+/// The reason legacy mode must fail `name` and the symptom its failure
+/// message must show, if it must fail.
+pub fn legacy_must_fail(name: &str) -> Option<(&'static str, &'static str)> {
     let base = base_name(name);
     LEGACY_FAILS
         .iter()
-        .find(|(t, _)| *t == base)
-        .map(|(_, why)| *why)
+        .find(|l| l.test == base)
+        .map(|l| (l.why, l.symptom))
 }
 
 /// Outcome of one result against its configuration's expectation.
@@ -129,8 +165,14 @@ pub fn judge(config: Config, r: &ktap::Parsed) -> Verdict {
             config.name()
         )),
         (Status::Ok, None) => Verdict::Expected("passed".into()),
-        (Status::NotOk, Some(why)) => Verdict::Expected(format!("failed as it must ({why})")),
-        (Status::Ok, Some(why)) => Verdict::Unexpected(format!(
+        (Status::NotOk, Some((why, symptom))) if r.reason.contains(symptom) => {
+            Verdict::Expected(format!("failed as it must ({why})"))
+        }
+        (Status::NotOk, Some((why, _))) => Verdict::Unexpected(format!(
+            "failed, but not with the bug's symptom ({why}): {}",
+            r.reason
+        )),
+        (Status::Ok, Some((why, _))) => Verdict::Unexpected(format!(
             "PASSED in legacy mode, where it must fail ({why}): the test no longer catches the bug"
         )),
         (Status::NotOk, None) => Verdict::Unexpected(format!("failed: {}", r.reason)),
@@ -203,6 +245,8 @@ pub struct Tally {
     pub skipped: usize,
     /// One line per result and problem, for printing.
     pub lines: Vec<String>,
+    /// Indices into `lines` of plain passes (left out of the short report).
+    pub plain: Vec<usize>,
 }
 
 impl Tally {
@@ -210,6 +254,9 @@ impl Tally {
         let (tag, text) = match v {
             Verdict::Expected(t) => {
                 self.passed += 1;
+                if t == "passed" {
+                    self.plain.push(self.lines.len());
+                }
                 ("ok  ", t)
             }
             Verdict::Skipped(t) => {
@@ -228,6 +275,16 @@ impl Tally {
     fn problem(&mut self, config: Config, text: String) {
         self.failed += 1;
         self.lines.push(format!("FAIL {:<6} {text}", config.name()));
+    }
+
+    /// Every line but the plain passes: skips, expected failures and
+    /// everything unexpected.
+    pub fn notable(&self) -> impl Iterator<Item = &String> {
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.plain.contains(i))
+            .map(|(_, l)| l)
     }
 
     /// The closing line: `N passed, N failed, N skipped`.
@@ -304,7 +361,8 @@ mod tests {
                          ok 3 fork_reset_group # SKIP no reset method\n";
     const STOCK: &str = "TAP version 13\n1..3\nok 1 inherit_group\nok 2 fork_mem_disable_group\n\
                          ok 3 whole_vma_group # SKIP stock costs 512 faults\n";
-    const LEGACY: &str = "TAP version 13\n1..3\nok 1 inherit_group\n# FAIL: kept access\n\
+    const LEGACY: &str = "TAP version 13\n1..3\nok 1 inherit_group\n\
+                          # FAIL: process 1 kept access through stale PTEs (the fork bug)\n\
                           not ok 2 fork_mem_disable_group\nok 3 region_rw_cdev\n";
 
     #[test]
@@ -330,6 +388,24 @@ mod tests {
             .lines
             .iter()
             .any(|l| l.contains("no longer catches the bug")));
+    }
+
+    #[test]
+    fn legacy_failing_for_another_reason_fails_the_run() {
+        let body = "TAP version 13\n1..1\n# FAIL: open /dev/vfio/vfio: No such file\n\
+                    not ok 1 fork_mem_disable_group\n";
+        let t = judge_log(&section("legacy", body, 1), &[Config::Legacy]);
+        assert_eq!(t.failed, 2, "{:#?}", t.lines);
+        assert!(t.lines[0].contains("not with the bug's symptom"));
+    }
+
+    #[test]
+    fn notable_leaves_out_plain_passes() {
+        let log = section("legacy", LEGACY, 1);
+        let t = judge_log(&log, &[Config::Legacy]);
+        let n: Vec<&String> = t.notable().collect();
+        assert_eq!(n.len(), 1, "{n:#?}");
+        assert!(n[0].contains("failed as it must"));
     }
 
     #[test]
