@@ -14,7 +14,7 @@ MODULES := mock-pci vfio-variant
 KDIR_FILE := $(CURDIR)/build/kdir
 KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
 
-.PHONY: all deps kernel modules kunit selftest lint fmt check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit mock-pci-check selftest lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -25,6 +25,8 @@ help:
 	@echo "make kernel     fetch, patch, configure and build the guest kernel (cached)"
 	@echo "make modules    build the out-of-tree modules"
 	@echo "make kunit      run every KUnit suite of the project in one guest"
+	@echo "make mock-pci-check  in-guest checks of the mock devices"
+	@echo "make selftest   run the fork/revoke selftest in three configurations"
 	@echo "make lint       rustfmt check and clippy on the modules"
 	@echo "make vm-shell   interactive guest with the modules loaded"
 	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
@@ -56,11 +58,20 @@ fmt: kernel
 kunit: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/kunit/run
 
-check: deps kernel modules lint kunit
+# The userspace selftest against the fixed variant, stock vfio-pci and legacy
+# mode, in one guest; see selftests/README.md.
+selftest: modules
+	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/run
+
+# lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input.
+mock-pci-check: modules
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- mock-pci/tests/guest-checks
+
+check: deps kernel modules lint kunit mock-pci-check selftest
 	@echo "check: all passed"
 
 run: modules
-	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- scripts/demo
+	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/demo
 
 vm-shell: modules
 	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run --interactive

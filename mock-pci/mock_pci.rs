@@ -5,11 +5,20 @@
 //! The module creates a PCI host bridge in a PCI domain of its own and
 //! populates it with emulated functions whose BARs are carved out of a
 //! boot-time `memmap=` reservation, so that the PCI core, `lspci`, sysfs and
-//! VFIO see genuine `struct pci_dev`s without any hardware.
+//! VFIO see genuine `struct pci_dev`s without any hardware. See README.md.
 
 use kernel::prelude::*;
 
+mod accessors;
+mod config;
+#[cfg(CONFIG_KUNIT)]
+mod config_tests;
+mod control;
+mod host;
+mod layout;
 mod params;
+mod raw_lock;
+mod window;
 
 module! {
     type: MockPci,
@@ -18,25 +27,97 @@ module! {
     description: "Software PCI bus with memory-backed BARs for VFIO testing",
     license: "GPL",
     params: {
+        num_devs: u32 {
+            default: 2,
+            description: "Devices created at load (slots 0..num_devs-1), at most as many as the window holds (max 32)",
+        },
         bar0_size: u64 {
-            default: 2 * 1024 * 1024,
-            description: "Size of BAR0 (64-bit prefetchable) in bytes: a power of two, at least 4096",
+            default: 0x200000,
+            description: "Size of BAR0 (64-bit prefetchable): a power of two, at least 4096",
+        },
+        bar2_size: u64 {
+            default: 0x10000,
+            description: "Size of BAR2 (32-bit): a power of two from 4096 to 1 GiB",
+        },
+        window_base: u64 {
+            default: 0x40000000,
+            description: "Physical start of the bridge window: must lie in a memmap=SIZE$ADDR reservation",
+        },
+        window_size: u64 {
+            default: 0x10000000,
+            description: "Size of the bridge window (default 256 MiB, as memmap=256M$0x40000000)",
+        },
+        vendor: u16 {
+            default: 0x1234,
+            description: "Vendor ID",
+        },
+        device: u16 {
+            default: 0xf00d,
+            description: "Device ID",
+        },
+        subsys_vendor: u16 {
+            default: 0x1234,
+            description: "Subsystem vendor ID",
+        },
+        subsys_device: u16 {
+            default: 0x0001,
+            description: "Subsystem ID",
+        },
+        class: u32 {
+            default: 0xff0000,
+            description: "Class code (24 bits; default: unassigned class)",
+        },
+        revision: u8 {
+            default: 1,
+            description: "Revision ID",
         },
     },
 }
 
-struct MockPci;
+/// The loaded module: the bus with its devices, and the control files.
+struct MockPci {
+    // Dropped first: the control files refer to the host.
+    _control: control::Control,
+    _host: Pin<KBox<host::Host>>,
+}
 
-impl kernel::Module for MockPci {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let bar0 = params::bar_size("bar0_size", module_parameters::bar0_size.value())?;
-        pr_info!("loaded: BAR0 {} KiB\n", bar0 / 1024);
-        Ok(MockPci)
+fn raw_params() -> params::Raw {
+    use module_parameters as p;
+    params::Raw {
+        num_devs: p::num_devs.value(),
+        bar0_size: p::bar0_size.value(),
+        bar2_size: p::bar2_size.value(),
+        window_base: p::window_base.value(),
+        window_size: p::window_size.value(),
+        identity: config::Identity {
+            vendor: p::vendor.value(),
+            device: p::device.value(),
+            subsys_vendor: p::subsys_vendor.value(),
+            subsys_device: p::subsys_device.value(),
+            class: p::class.value(),
+            revision: p::revision.value(),
+        },
     }
 }
 
-impl Drop for MockPci {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
+impl kernel::Module for MockPci {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let settings = params::validate(&raw_params())?;
+        let host = host::Host::create(&settings)?;
+        let control = control::Control::create(&host)?;
+        let l = &host.layout;
+        pr_info!(
+            "domain {:04x}: {} devices, window {:#x}-{:#x}, BAR0 {} KiB, BAR2 {} KiB\n",
+            host.domain,
+            settings.num_devs,
+            l.base(),
+            l.base() + l.size() - 1,
+            l.bars().bar0 >> 10,
+            l.bars().bar2 >> 10
+        );
+        Ok(MockPci {
+            _control: control,
+            _host: host,
+        })
     }
 }

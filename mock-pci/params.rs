@@ -1,40 +1,173 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Validation of the module parameters.
+//! Validation of the module parameters: each bad value is refused with
+//! `EINVAL` and one log line that says what to use instead.
 
+use crate::config::{BarSizes, Identity};
+use crate::layout::{Layout, LayoutError};
 use kernel::prelude::*;
 
 /// Smallest BAR the module creates: one page, so that every BAR can be mmapped.
 pub(crate) const MIN_BAR_SIZE: u64 = 4096;
 
+/// The raw parameter values, as given to `insmod`.
+pub(crate) struct Raw {
+    pub(crate) num_devs: u32,
+    pub(crate) bar0_size: u64,
+    pub(crate) bar2_size: u64,
+    pub(crate) window_base: u64,
+    pub(crate) window_size: u64,
+    pub(crate) identity: Identity,
+}
+
+/// Validated settings.
+pub(crate) struct Settings {
+    pub(crate) num_devs: usize,
+    pub(crate) layout: Layout,
+    pub(crate) identity: Identity,
+}
+
 /// Checks a BAR size parameter: a power of two of at least [`MIN_BAR_SIZE`].
-pub(crate) fn bar_size(name: &str, size: u64) -> Result<u64> {
-    if size < MIN_BAR_SIZE || !size.is_power_of_two() {
+pub(crate) fn bar_size(name: &str, size: u64, max: u64) -> Result<u64> {
+    if size < MIN_BAR_SIZE || !size.is_power_of_two() || size > max {
         pr_err!(
-            "{}={} is invalid: use a power of two of at least {}\n",
+            "{}={:#x} is invalid: use a power of two from {:#x} to {:#x}\n",
             name,
             size,
-            MIN_BAR_SIZE
+            MIN_BAR_SIZE,
+            max
         );
         return Err(EINVAL);
     }
     Ok(size)
 }
 
+fn identity(id: Identity) -> Result<Identity> {
+    if id.vendor == 0 || id.vendor == 0xffff {
+        pr_err!(
+            "vendor={:#06x} is invalid: 0x0000 and 0xffff mean 'no device'\n",
+            id.vendor
+        );
+        return Err(EINVAL);
+    }
+    if id.class > 0xff_ffff {
+        pr_err!(
+            "class={:#x} is invalid: a class code has 24 bits (base class, subclass, prog-if)\n",
+            id.class
+        );
+        return Err(EINVAL);
+    }
+    Ok(id)
+}
+
+fn layout(raw: &Raw, bars: BarSizes) -> Result<Layout> {
+    let end = raw.window_base.checked_add(raw.window_size);
+    if raw.window_size == 0 || end.is_none() {
+        pr_err!(
+            "window_size={:#x} at window_base={:#x} is invalid: give the size of the memmap= reservation\n",
+            raw.window_size,
+            raw.window_base
+        );
+        return Err(EINVAL);
+    }
+    Layout::new(raw.window_base, raw.window_size, bars).map_err(|e| {
+        match e {
+            LayoutError::Unaligned { align } => pr_err!(
+                "window_base={:#x} is not aligned to the largest BAR ({:#x}): reserve memory at an aligned address\n",
+                raw.window_base,
+                align
+            ),
+            LayoutError::TooSmall { need } => pr_err!(
+                "window_size={:#x} cannot hold one device with these BARs ({:#x} needed): enlarge the memmap= reservation or shrink bar0_size/bar2_size\n",
+                raw.window_size,
+                need
+            ),
+            LayoutError::Above4G => pr_err!(
+                "window_base={:#x} puts the 32-bit BAR2 above 4 GiB: reserve memory below 4 GiB\n",
+                raw.window_base
+            ),
+        };
+        EINVAL
+    })
+}
+
+/// Validates every parameter.
+pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
+    let bars = BarSizes {
+        bar0: bar_size("bar0_size", raw.bar0_size, 1 << 40)?,
+        bar2: bar_size("bar2_size", raw.bar2_size, 1 << 30)?,
+    };
+    let identity = identity(raw.identity)?;
+    let layout = layout(raw, bars)?;
+    let num_devs = raw.num_devs as usize;
+    if num_devs > layout.slots() {
+        pr_err!(
+            "num_devs={} is too many: the window holds {} devices of {:#x} bytes each\n",
+            num_devs,
+            layout.slots(),
+            layout.stride()
+        );
+        return Err(EINVAL);
+    }
+    Ok(Settings {
+        num_devs,
+        layout,
+        identity,
+    })
+}
+
 #[kunit_tests(mock_pci_params)]
 mod tests {
     use super::*;
 
+    fn defaults() -> Raw {
+        Raw {
+            num_devs: 2,
+            bar0_size: 2 << 20,
+            bar2_size: 64 << 10,
+            window_base: 0x4000_0000,
+            window_size: 256 << 20,
+            identity: Identity {
+                vendor: 0x1234,
+                device: 0xf00d,
+                subsys_vendor: 0x1234,
+                subsys_device: 1,
+                class: 0xff_0000,
+                revision: 1,
+            },
+        }
+    }
+
     #[test]
-    fn bar_size_accepts_powers_of_two() {
-        assert_eq!(bar_size("t", 4096), Ok(4096));
-        assert_eq!(bar_size("t", 2 << 20), Ok(2 << 20));
+    fn defaults_are_valid() {
+        let s = validate(&defaults()).unwrap();
+        assert_eq!(s.num_devs, 2);
+        assert_eq!(s.layout.bar0(1), 0x4040_0000);
     }
 
     #[test]
     fn bar_size_rejects_bad_values() {
-        assert_eq!(bar_size("t", 0), Err(EINVAL));
-        assert_eq!(bar_size("t", 2048), Err(EINVAL));
-        assert_eq!(bar_size("t", 3 << 20), Err(EINVAL));
+        assert_eq!(bar_size("t", 4096, 1 << 30), Ok(4096));
+        assert_eq!(bar_size("t", 0, 1 << 30), Err(EINVAL));
+        assert_eq!(bar_size("t", 2048, 1 << 30), Err(EINVAL));
+        assert_eq!(bar_size("t", 3 << 20, 1 << 30), Err(EINVAL));
+        assert_eq!(bar_size("t", 1 << 31, 1 << 30), Err(EINVAL));
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let cases: [fn(&mut Raw); 6] = [
+            |r| r.num_devs = 33,
+            |r| r.bar0_size = 3 << 20,
+            |r| r.window_size = 1 << 20,
+            |r| r.window_base = 0x4000_1000,
+            |r| r.identity.vendor = 0xffff,
+            |r| r.identity.class = 0x100_0000,
+        ];
+        for change in cases {
+            let mut raw = defaults();
+            change(&mut raw);
+            assert!(validate(&raw).is_err());
+        }
     }
 }

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Emulated configuration space of the mock functions.
+//!
+//! Plain data, no locking and no allocation: the bus accessors call into it
+//! under the host bridge's raw spinlock. Every register byte has a value, a
+//! mask of bits software may write and a mask of write-1-to-clear bits, the
+//! way `drivers/pci/pci-bridge-emul.c` models bridges. BAR sizing then falls
+//! out of the masks: the address bits below the BAR size are read-only zero,
+//! so writing all ones reads back the size mask. The masks and power-on
+//! values are the same for every function ([`Template`]); each function has
+//! only its register values ([`ConfigSpace`]), which are valid when zeroed,
+//! so a table of them can be initialised in place.
+
+use kernel::{bindings, prelude::*};
+
+/// Bytes of conventional configuration space. Extended space (0x100 and up)
+/// reads as zero: a valid, empty extended capability list.
+pub(crate) const CFG_SIZE: usize = 256;
+
+/// Offset of the power-management capability.
+pub(crate) const PM_CAP: usize = 0x40;
+/// Offset of the PCI Express capability.
+pub(crate) const EXP_CAP: usize = 0x50;
+/// Size of a PCI Express capability structure of version 2.
+const EXP_CAP_SIZE: usize = 0x3c;
+
+/// The IDs a mock function reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// Vendor ID.
+    pub(crate) vendor: u16,
+    /// Device ID.
+    pub(crate) device: u16,
+    /// Subsystem vendor ID.
+    pub(crate) subsys_vendor: u16,
+    /// Subsystem ID.
+    pub(crate) subsys_device: u16,
+    /// Class code (base class, subclass, programming interface).
+    pub(crate) class: u32,
+    /// Revision ID.
+    pub(crate) revision: u8,
+}
+
+/// Sizes of the two memory BARs (powers of two, at least 4 KiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BarSizes {
+    /// BAR0: 64-bit, prefetchable (uses BAR1 for the upper half).
+    pub(crate) bar0: u64,
+    /// BAR2: 32-bit, non-prefetchable.
+    pub(crate) bar2: u64,
+}
+
+/// What a config write asked the device to do beyond storing bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing else.
+    None,
+    /// The function was reset (D3hot to D0 transition, or FLR).
+    Reset,
+}
+
+const PCI_COMMAND: usize = bindings::PCI_COMMAND as usize;
+const PCI_STATUS: usize = bindings::PCI_STATUS as usize;
+const PCI_BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
+const PCI_BAR2: usize = bindings::PCI_BASE_ADDRESS_2 as usize;
+const PM_CTRL: usize = PM_CAP + bindings::PCI_PM_CTRL as usize;
+const EXP_DEVCTL: usize = EXP_CAP + bindings::PCI_EXP_DEVCTL as usize;
+const EXP_DEVSTA: usize = EXP_CAP + bindings::PCI_EXP_DEVSTA as usize;
+
+/// COMMAND bits this function implements: memory space, bus master, parity
+/// and SERR# response, INTx disable. I/O space is hardwired to zero (there
+/// are no I/O BARs).
+pub(crate) const COMMAND_WRITABLE: u16 = (bindings::PCI_COMMAND_MEMORY
+    | bindings::PCI_COMMAND_MASTER
+    | bindings::PCI_COMMAND_PARITY
+    | bindings::PCI_COMMAND_SERR
+    | bindings::PCI_COMMAND_INTX_DISABLE) as u16;
+
+/// STATUS error bits, all write-1-to-clear.
+pub(crate) const STATUS_W1C: u16 = (bindings::PCI_STATUS_PARITY
+    | bindings::PCI_STATUS_SIG_TARGET_ABORT
+    | bindings::PCI_STATUS_REC_TARGET_ABORT
+    | bindings::PCI_STATUS_REC_MASTER_ABORT
+    | bindings::PCI_STATUS_SIG_SYSTEM_ERROR
+    | bindings::PCI_STATUS_DETECTED_PARITY) as u16;
+
+/// Device Status error bits of the PCIe capability, write-1-to-clear.
+const DEVSTA_W1C: u16 = (bindings::PCI_EXP_DEVSTA_CED
+    | bindings::PCI_EXP_DEVSTA_NFED
+    | bindings::PCI_EXP_DEVSTA_FED
+    | bindings::PCI_EXP_DEVSTA_URD) as u16;
+
+/// Power-on values and write masks shared by every mock function.
+pub(crate) struct Template {
+    regs: [u8; CFG_SIZE],
+    wmask: [u8; CFG_SIZE],
+    w1c: [u8; CFG_SIZE],
+}
+
+impl Template {
+    /// Power-on state of a function with these IDs and BARs: BAR addresses
+    /// zero, decoding off, in D0.
+    pub(crate) fn new(id: &Identity, bars: &BarSizes) -> Self {
+        let mut c = Template {
+            regs: [0; CFG_SIZE],
+            wmask: [0; CFG_SIZE],
+            w1c: [0; CFG_SIZE],
+        };
+        c.set16(bindings::PCI_VENDOR_ID as usize, id.vendor);
+        c.set16(bindings::PCI_DEVICE_ID as usize, id.device);
+        c.set_mask16(PCI_COMMAND, COMMAND_WRITABLE, 0);
+        c.set16(PCI_STATUS, bindings::PCI_STATUS_CAP_LIST as u16);
+        c.set_mask16(PCI_STATUS, 0, STATUS_W1C);
+        c.set32(bindings::PCI_CLASS_REVISION as usize, id.class << 8 | u32::from(id.revision));
+        c.set_mask8(bindings::PCI_CACHE_LINE_SIZE as usize, 0xff);
+        c.set16(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, id.subsys_vendor);
+        c.set16(bindings::PCI_SUBSYSTEM_ID as usize, id.subsys_device);
+        c.set_mask8(bindings::PCI_INTERRUPT_LINE as usize, 0xff);
+
+        // BAR0/1: 64-bit prefetchable memory. BAR2: 32-bit memory.
+        let flags64 =
+            bindings::PCI_BASE_ADDRESS_MEM_TYPE_64 | bindings::PCI_BASE_ADDRESS_MEM_PREFETCH;
+        c.set32(PCI_BAR0, flags64);
+        let mask0 = !(bars.bar0 - 1);
+        c.set_mask32(PCI_BAR0, mask0 as u32, 0);
+        c.set_mask32(PCI_BAR0 + 4, (mask0 >> 32) as u32, 0);
+        c.set_mask32(PCI_BAR2, !(bars.bar2 as u32 - 1), 0);
+
+        c.set8(bindings::PCI_CAPABILITY_LIST as usize, PM_CAP as u8);
+        c.init_pm_cap();
+        c.init_exp_cap();
+        c
+    }
+
+    /// Power management capability, version 3, D0 and D3hot only, without
+    /// No_Soft_Reset: leaving D3hot resets the function.
+    fn init_pm_cap(&mut self) {
+        self.set8(PM_CAP, bindings::PCI_CAP_ID_PM as u8);
+        self.set8(PM_CAP + 1, EXP_CAP as u8);
+        self.set16(PM_CAP + bindings::PCI_PM_PMC as usize, 3);
+        self.set_mask16(PM_CTRL, bindings::PCI_PM_CTRL_STATE_MASK as u16, 0);
+    }
+
+    /// PCI Express capability, version 2, root complex integrated endpoint
+    /// (there is no link), with Function Level Reset.
+    fn init_exp_cap(&mut self) {
+        self.set8(EXP_CAP, bindings::PCI_CAP_ID_EXP as u8);
+        self.set8(EXP_CAP + 1, 0);
+        let flags = 2 | (bindings::PCI_EXP_TYPE_RC_END << 4) as u16;
+        self.set16(EXP_CAP + bindings::PCI_EXP_FLAGS as usize, flags);
+        let devcap = bindings::PCI_EXP_DEVCAP_FLR;
+        self.set32(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, devcap);
+        // Device Control: error reporting enables, relaxed ordering, max
+        // payload/read request, no snoop are plain read/write bits; the FLR
+        // bit triggers a reset and always reads as zero.
+        let devctl_rw = (bindings::PCI_EXP_DEVCTL_CERE
+            | bindings::PCI_EXP_DEVCTL_NFERE
+            | bindings::PCI_EXP_DEVCTL_FERE
+            | bindings::PCI_EXP_DEVCTL_URRE
+            | bindings::PCI_EXP_DEVCTL_RELAX_EN
+            | bindings::PCI_EXP_DEVCTL_PAYLOAD
+            | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
+            | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
+        self.set_mask16(EXP_DEVCTL, devctl_rw | bindings::PCI_EXP_DEVCTL_BCR_FLR as u16, 0);
+        self.set_mask16(EXP_DEVSTA, 0, DEVSTA_W1C);
+        debug_assert!(EXP_CAP + EXP_CAP_SIZE <= CFG_SIZE);
+    }
+
+    fn set8(&mut self, at: usize, v: u8) {
+        self.regs[at] = v;
+    }
+
+    fn set16(&mut self, at: usize, v: u16) {
+        self.regs[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn set32(&mut self, at: usize, v: u32) {
+        self.regs[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn set_mask8(&mut self, at: usize, writable: u8) {
+        self.wmask[at] = writable;
+    }
+
+    fn set_mask16(&mut self, at: usize, writable: u16, w1c: u16) {
+        self.wmask[at..at + 2].copy_from_slice(&writable.to_le_bytes());
+        self.w1c[at..at + 2].copy_from_slice(&w1c.to_le_bytes());
+    }
+
+    fn set_mask32(&mut self, at: usize, writable: u32, w1c: u32) {
+        self.wmask[at..at + 4].copy_from_slice(&writable.to_le_bytes());
+        self.w1c[at..at + 4].copy_from_slice(&w1c.to_le_bytes());
+    }
+}
+
+/// Register values of one function. All zeroes is a valid (powered-off)
+/// state; [`ConfigSpace::reset`] brings it to the power-on state.
+#[derive(Zeroable)]
+pub(crate) struct ConfigSpace {
+    regs: [u8; CFG_SIZE],
+}
+
+impl ConfigSpace {
+    /// Reads `size` (1, 2 or 4) bytes at `offset`, little endian. Reads past
+    /// the conventional space return zero.
+    pub(crate) fn read(&self, offset: usize, size: usize) -> u32 {
+        (0..size).fold(0, |v, i| {
+            let b = self.regs.get(offset + i).copied().unwrap_or(0);
+            v | u32::from(b) << (8 * i)
+        })
+    }
+
+    /// Writes `size` bytes of `value` at `offset`, honouring the read-only
+    /// and write-1-to-clear masks of `t`, and reports a reset if the write
+    /// caused one (FLR, or PMCSR from D3hot to D0).
+    pub(crate) fn write(&mut self, t: &Template, offset: usize, size: usize, value: u32) -> Effect {
+        let old_power = self.power_state();
+        for i in 0..size {
+            let Some(at) = offset.checked_add(i).filter(|&at| at < CFG_SIZE) else {
+                break;
+            };
+            let v = (value >> (8 * i)) as u8;
+            let keep = self.regs[at] & !t.wmask[at];
+            self.regs[at] = (keep | (v & t.wmask[at])) & !(v & t.w1c[at]);
+        }
+        let flr = self.read(EXP_DEVCTL, 2) & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0;
+        if flr || (old_power == 3 && self.power_state() == 0) {
+            self.reset(t);
+            return Effect::Reset;
+        }
+        Effect::None
+    }
+
+    /// Back to the power-on state (conventional reset).
+    pub(crate) fn reset(&mut self, t: &Template) {
+        self.regs = t.regs;
+    }
+
+    /// Current power state from PMCSR (0 = D0, 3 = D3hot).
+    pub(crate) fn power_state(&self) -> u32 {
+        self.read(PM_CTRL, 2) & bindings::PCI_PM_CTRL_STATE_MASK
+    }
+
+    /// Latches STATUS error bits, as the hardware does on an error. Used by
+    /// the tests of the write-1-to-clear semantics.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn raise_status(&mut self, bits: u16) {
+        let s = self.read(PCI_STATUS, 2) as u16 | (bits & STATUS_W1C);
+        self.regs[PCI_STATUS..PCI_STATUS + 2].copy_from_slice(&s.to_le_bytes());
+    }
+}

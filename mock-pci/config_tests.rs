@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite for the configuration space semantics.
+
+use kernel::prelude::*;
+
+#[kunit_tests(mock_pci_config)]
+mod tests {
+    use crate::config::*;
+    use kernel::{bindings, prelude::*};
+
+    const ID: Identity = Identity {
+        vendor: 0x1234,
+        device: 0xf00d,
+        subsys_vendor: 0x1234,
+        subsys_device: 0x0001,
+        class: 0xff_0000,
+        revision: 1,
+    };
+    const BARS: BarSizes = BarSizes {
+        bar0: 2 << 20,
+        bar2: 64 << 10,
+    };
+    const COMMAND: usize = bindings::PCI_COMMAND as usize;
+    const STATUS: usize = bindings::PCI_STATUS as usize;
+    const BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
+
+    fn fresh() -> (KBox<Template>, KBox<ConfigSpace>) {
+        let t = KBox::new(Template::new(&ID, &BARS), GFP_KERNEL).unwrap();
+        let mut c = KBox::new(ConfigSpace::zeroed(), GFP_KERNEL).unwrap();
+        c.reset(&t);
+        (t, c)
+    }
+
+    #[test]
+    fn ids_are_read_only() {
+        let (t, mut c) = fresh();
+        assert_eq!(c.read(0, 4), 0xf00d_1234);
+        assert_eq!(c.read(bindings::PCI_CLASS_REVISION as usize, 4), 0xff00_0001);
+        assert_eq!(c.read(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, 4), 0x0001_1234);
+        assert_eq!(c.read(bindings::PCI_HEADER_TYPE as usize, 1), 0);
+        c.write(&t, 0, 4, 0);
+        c.write(&t, bindings::PCI_CLASS_REVISION as usize, 4, 0x0102_0304);
+        assert_eq!(c.read(0, 4), 0xf00d_1234);
+        assert_eq!(c.read(bindings::PCI_CLASS_REVISION as usize, 4), 0xff00_0001);
+        // Extended configuration space is an empty capability list.
+        assert_eq!(c.read(0x100, 4), 0);
+    }
+
+    #[test]
+    fn bar_sizing_reads_back_size_masks() {
+        let (t, mut c) = fresh();
+        for bar in 0..6 {
+            c.write(&t, BAR0 + 4 * bar, 4, 0xffff_ffff);
+        }
+        // 2 MiB, 64-bit (type 10b), prefetchable.
+        assert_eq!(c.read(BAR0, 4), 0xffe0_000c);
+        assert_eq!(c.read(BAR0 + 4, 4), 0xffff_ffff);
+        // 64 KiB, 32-bit, non-prefetchable.
+        assert_eq!(c.read(BAR0 + 8, 4), 0xffff_0000);
+        for unused in 3..6 {
+            assert_eq!(c.read(BAR0 + 4 * unused, 4), 0);
+        }
+        assert_eq!(c.read(bindings::PCI_ROM_ADDRESS as usize, 4), 0);
+        // Programming an address keeps the flags.
+        c.write(&t, BAR0, 4, 0x4020_0000);
+        c.write(&t, BAR0 + 4, 4, 0);
+        assert_eq!(c.read(BAR0, 4), 0x4020_000c);
+        assert_eq!(c.read(BAR0 + 4, 4), 0);
+    }
+
+    #[test]
+    fn command_keeps_only_writable_bits() {
+        let (t, mut c) = fresh();
+        c.write(&t, COMMAND, 2, 0xffff);
+        assert_eq!(c.read(COMMAND, 2), u32::from(COMMAND_WRITABLE));
+        assert_eq!(c.read(COMMAND, 2) & bindings::PCI_COMMAND_IO, 0);
+        c.write(&t, COMMAND, 2, 0);
+        assert_eq!(c.read(COMMAND, 2), 0);
+    }
+
+    #[test]
+    fn status_errors_are_write_one_to_clear() {
+        let (t, mut c) = fresh();
+        let cap = bindings::PCI_STATUS_CAP_LIST;
+        assert_eq!(c.read(STATUS, 2), cap);
+        c.raise_status(STATUS_W1C);
+        assert_eq!(c.read(STATUS, 2), cap | u32::from(STATUS_W1C));
+        c.write(&t, STATUS, 2, 0);
+        assert_eq!(c.read(STATUS, 2), cap | u32::from(STATUS_W1C));
+        c.write(&t, STATUS, 2, bindings::PCI_STATUS_REC_MASTER_ABORT | cap);
+        let left = u32::from(STATUS_W1C) & !bindings::PCI_STATUS_REC_MASTER_ABORT;
+        assert_eq!(c.read(STATUS, 2), cap | left);
+        c.write(&t, STATUS, 2, 0xffff);
+        assert_eq!(c.read(STATUS, 2), cap);
+    }
+
+    #[test]
+    fn capability_list_has_pm_then_pcie() {
+        let (_t, c) = fresh();
+        let mut at = c.read(bindings::PCI_CAPABILITY_LIST as usize, 1) as usize;
+        let mut found = KVec::new();
+        while at != 0 {
+            found.push(c.read(at, 1), GFP_KERNEL).unwrap();
+            at = c.read(at + 1, 1) as usize;
+            assert!(found.len() < 8);
+        }
+        assert_eq!(&found[..], &[bindings::PCI_CAP_ID_PM, bindings::PCI_CAP_ID_EXP]);
+        let flags = c.read(EXP_CAP + bindings::PCI_EXP_FLAGS as usize, 2);
+        assert_eq!((flags & bindings::PCI_EXP_FLAGS_TYPE) >> 4, bindings::PCI_EXP_TYPE_RC_END);
+        let devcap = c.read(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, 4);
+        assert_ne!(devcap & bindings::PCI_EXP_DEVCAP_FLR, 0);
+        let pmcsr = c.read(PM_CAP + bindings::PCI_PM_CTRL as usize, 2);
+        assert_eq!(pmcsr & bindings::PCI_PM_CTRL_NO_SOFT_RESET, 0);
+    }
+
+    fn program(t: &Template, c: &mut ConfigSpace) {
+        c.write(t, BAR0, 4, 0x4000_0000);
+        c.write(t, COMMAND, 2, bindings::PCI_COMMAND_MEMORY);
+    }
+
+    #[test]
+    fn d3hot_to_d0_resets_the_function() {
+        let (t, mut c) = fresh();
+        let pmcsr = PM_CAP + bindings::PCI_PM_CTRL as usize;
+        program(&t, &mut c);
+        assert_eq!(c.write(&t, pmcsr, 2, 3), Effect::None);
+        assert_eq!(c.power_state(), 3);
+        assert_eq!(c.read(BAR0, 4), 0x4000_000c);
+        assert_eq!(c.write(&t, pmcsr, 2, 0), Effect::Reset);
+        assert_eq!(c.power_state(), 0);
+        assert_eq!(c.read(BAR0, 4), 0xc);
+        assert_eq!(c.read(COMMAND, 2), 0);
+        // D0 to D0 is no reset.
+        program(&t, &mut c);
+        assert_eq!(c.write(&t, pmcsr, 2, 0), Effect::None);
+        assert_eq!(c.read(COMMAND, 2), bindings::PCI_COMMAND_MEMORY);
+    }
+
+    #[test]
+    fn flr_resets_and_reads_as_zero() {
+        let (t, mut c) = fresh();
+        let devctl = EXP_CAP + bindings::PCI_EXP_DEVCTL as usize;
+        program(&t, &mut c);
+        let flr = bindings::PCI_EXP_DEVCTL_BCR_FLR;
+        assert_eq!(c.write(&t, devctl, 2, flr), Effect::Reset);
+        assert_eq!(c.read(devctl, 2) & flr, 0);
+        assert_eq!(c.read(COMMAND, 2), 0);
+        assert_eq!(c.read(BAR0, 4), 0xc);
+    }
+}

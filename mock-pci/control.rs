@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The control interface in debugfs, `/sys/kernel/debug/mock_pci/`:
+//!
+//! * `new_device`: write a slot number to hot-add a device there;
+//! * `del_device`: write a slot number to hot-remove its device (the bound
+//!   driver's remove runs first; for VFIO that waits until users close it);
+//! * `devices`: one line per device: address, slot, BAR addresses and sizes;
+//! * `<DDDD:00:SS.0>/bar0`, `bar2`: the module's own view of a device's BAR
+//!   memory, readable and writable at any offset.
+//!
+//! This follows netdevsim's `new_device`/`del_device` convention; sysfs
+//! `remove` and `/sys/bus/pci/rescan` work on the devices too.
+
+use crate::host::Host;
+use kernel::{
+    debugfs::{BinaryReader, BinaryWriter, Dir, File, Scope},
+    fmt,
+    fs::file::Offset,
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+    uaccess::{UserSliceReader, UserSliceWriter},
+};
+
+/// A reference to the `Host`, which outlives the [`Control`] that holds it.
+#[derive(Clone, Copy)]
+struct HostRef(*const Host);
+
+// SAFETY: `Host` is `Sync`; the pointer stays valid while any holder lives
+// (`MockPci` drops its `Control` before its `Host`).
+unsafe impl Send for HostRef {}
+// SAFETY: see `Send`.
+unsafe impl Sync for HostRef {}
+
+impl HostRef {
+    fn get(&self) -> &Host {
+        // SAFETY: see the type's `Send` impl.
+        unsafe { &*self.0 }
+    }
+}
+
+/// One BAR as seen through the module's own mapping.
+struct BarView {
+    host: HostRef,
+    phys: u64,
+    size: u64,
+}
+
+/// The per-device directory's data.
+struct DeviceView {
+    bar0: BarView,
+    bar2: BarView,
+}
+
+/// State shared by the control files.
+#[pin_data]
+struct Ctl {
+    host: HostRef,
+    root: Dir,
+    #[pin]
+    views: Mutex<KVec<(usize, Pin<KBox<Scope<DeviceView>>>)>>,
+}
+
+/// The control files; removed when dropped.
+pub(crate) struct Control {
+    _files: KVec<Pin<KBox<File<Arc<Ctl>>>>>,
+    ctl: Arc<Ctl>,
+}
+
+impl Control {
+    /// Creates the control files for `host` and a directory per device.
+    ///
+    /// `host` must outlive the returned `Control`.
+    pub(crate) fn create(host: &Host) -> Result<Self> {
+        let ctl = Arc::pin_init(
+            pin_init!(Ctl {
+                host: HostRef(host),
+                root: Dir::new(c"mock_pci"),
+                views <- new_mutex!(KVec::new()),
+            }),
+            GFP_KERNEL,
+        )?;
+        let root = &ctl.root;
+        let mut files = KVec::new();
+        files.push(KBox::pin_init(root.write_callback_file(c"new_device", ctl.clone(), &new_device), GFP_KERNEL)?, GFP_KERNEL)?;
+        files.push(KBox::pin_init(root.write_callback_file(c"del_device", ctl.clone(), &del_device), GFP_KERNEL)?, GFP_KERNEL)?;
+        files.push(KBox::pin_init(root.read_callback_file(c"devices", ctl.clone(), &show_devices), GFP_KERNEL)?, GFP_KERNEL)?;
+        for slot in 0..host.layout.slots() {
+            if host.slots.lock().present[slot] {
+                ctl.add_view(slot)?;
+            }
+        }
+        Ok(Control { _files: files, ctl })
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.ctl.views.lock().clear();
+    }
+}
+
+impl Ctl {
+    fn add_view(&self, slot: usize) -> Result {
+        let host = self.host.get();
+        let l = &host.layout;
+        let view = DeviceView {
+            bar0: BarView {
+                host: self.host,
+                phys: l.bar0(slot),
+                size: l.bars().bar0,
+            },
+            bar2: BarView {
+                host: self.host,
+                phys: l.bar2(slot),
+                size: l.bars().bar2,
+            },
+        };
+        let name = CString::try_from_fmt(fmt!("{:04x}:00:{:02x}.0", host.domain, slot))?;
+        let scope = KBox::pin_init(
+            self.root.scope(view, &name, |v, dir| {
+                dir.read_write_binary_file(c"bar0", &v.bar0);
+                dir.read_write_binary_file(c"bar2", &v.bar2);
+            }),
+            GFP_KERNEL,
+        )?;
+        self.views.lock().push((slot, scope), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn remove_view(&self, slot: usize) {
+        self.views.lock().retain(|(s, _)| *s != slot);
+    }
+
+    /// Parses a slot number written to `file`.
+    fn slot(&self, file: &str, r: &mut UserSliceReader) -> Result<usize> {
+        let mut buf = [0u8; 16];
+        let n = r.len();
+        if n > buf.len() {
+            pr_err!("{}: input too long: write a slot number\n", file);
+            return Err(EINVAL);
+        }
+        r.read_slice(&mut buf[..n])?;
+        let text = core::str::from_utf8(&buf[..n]).map(str::trim).unwrap_or("");
+        let max = self.host.get().layout.slots();
+        match text.parse::<usize>() {
+            Ok(slot) if slot < max => Ok(slot),
+            Ok(slot) => {
+                pr_err!("{}: slot {} is out of range: use 0 to {}\n", file, slot, max - 1);
+                Err(EINVAL)
+            }
+            Err(_) => {
+                pr_err!("{}: '{}' is not a slot number: write a number from 0 to {}\n", file, text, max - 1);
+                Err(EINVAL)
+            }
+        }
+    }
+}
+
+fn new_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
+    let slot = ctl.slot("new_device", r)?;
+    ctl.host.get().plug(slot)?;
+    if let Err(e) = ctl.add_view(slot) {
+        pr_warn!("slot {}: no debugfs view of its BARs ({:?})\n", slot, e);
+    }
+    Ok(())
+}
+
+fn del_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
+    let slot = ctl.slot("del_device", r)?;
+    ctl.remove_view(slot);
+    ctl.host.get().unplug(slot)
+}
+
+fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let host = ctl.host.get();
+    let l = &host.layout;
+    for slot in 0..l.slots() {
+        if host.slots.lock().present[slot] {
+            writeln!(
+                f,
+                "{:04x}:00:{:02x}.0 slot {} bar0 {:#x}+{:#x} bar2 {:#x}+{:#x}",
+                host.domain,
+                slot,
+                slot,
+                l.bar0(slot),
+                l.bars().bar0,
+                l.bar2(slot),
+                l.bars().bar2
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes moved through a stack buffer per step.
+const CHUNK: usize = 256;
+
+impl BarView {
+    /// The part of `[offset, offset + len)` inside the BAR.
+    fn span(&self, offset: Offset, len: usize) -> Option<(u64, usize)> {
+        let pos = u64::try_from(offset).ok().filter(|&p| p < self.size)?;
+        Some((pos, len.min((self.size - pos) as usize)))
+    }
+}
+
+impl BinaryWriter for BarView {
+    fn write_to_slice(&self, w: &mut UserSliceWriter, offset: &mut Offset) -> Result<usize> {
+        let Some((pos, len)) = self.span(*offset, w.len()) else {
+            return Ok(0);
+        };
+        let mut buf = [0u8; CHUNK];
+        for done in (0..len).step_by(CHUNK) {
+            let n = CHUNK.min(len - done);
+            self.host.get().window.read(self.phys + pos + done as u64, &mut buf[..n])?;
+            w.write_slice(&buf[..n])?;
+        }
+        *offset += len as Offset;
+        Ok(len)
+    }
+}
+
+impl BinaryReader for BarView {
+    fn read_from_slice(&self, r: &mut UserSliceReader, offset: &mut Offset) -> Result<usize> {
+        let Some((pos, len)) = self.span(*offset, r.len()) else {
+            return Err(ENOSPC);
+        };
+        let mut buf = [0u8; CHUNK];
+        for done in (0..len).step_by(CHUNK) {
+            let n = CHUNK.min(len - done);
+            r.read_slice(&mut buf[..n])?;
+            self.host.get().window.write(self.phys + pos + done as u64, &buf[..n])?;
+        }
+        *offset += len as Offset;
+        Ok(len)
+    }
+}
