@@ -88,7 +88,7 @@ pub fn describe(r: &Report) -> String {
     let data = if r.bad == 0 {
         "data ok".to_string()
     } else {
-        format!("{} pages WRONG", r.bad)
+        format!("{} pages differ (e.g. {:#x})", r.bad, r.value)
     };
     let end = if r.sigbus != 0 { ", then SIGBUS" } else { "" };
     format!(
@@ -203,7 +203,7 @@ mod tests {
         );
         assert_eq!(
             describe(&rep(false, 0, 2)),
-            "read 512 pages, 0 faults, 2 pages WRONG"
+            "read 512 pages, 0 faults, 2 pages differ (e.g. 0x0)"
         );
     }
 
