@@ -32,8 +32,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 pub fn fork_run(f: impl FnOnce() -> i32) -> Result<libc::pid_t> {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // SAFETY: the process is single threaded; the child only runs `f` and
-    // then `_exit`s.
+    // SAFETY: the child only runs `f` (glibc keeps malloc usable after
+    // fork) and then `_exit`s; the test binary itself is single threaded.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(last_os("fork"));
@@ -422,10 +422,12 @@ impl Shared {
         self.len == 0
     }
 
-    /// The words as bytes (for warming up their pages).
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `len * 4` readable bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len * 4) }
+    /// Reads every word, so that a freshly forked process takes its page
+    /// faults on them now rather than while counting faults.
+    pub fn touch(&self) {
+        for i in 0..self.len {
+            std::hint::black_box(self.get(i));
+        }
     }
 }
 

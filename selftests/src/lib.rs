@@ -20,6 +20,8 @@
 //! * [`scenarios`]: the tests; [`ktap`]: KTAP output and parsing;
 //!   [`expect`]: what each `make selftest` configuration must show.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod expect;
 pub mod family;

@@ -185,15 +185,40 @@ impl Mapping {
         unsafe { probe::load((self.pieces[0].addr + offset) as *const u32) }
     }
 
+    /// A two-page shared anonymous mapping for warming up a forked process:
+    /// page 0 holds a word `expect` does not, page 1 the word it does, so a
+    /// [`Mapping::pass`] over it runs through every branch a real pass can
+    /// take short of SIGBUS.
+    pub fn scratch(expect: &dyn Fn(usize) -> u32) -> Result<Self> {
+        let len = 2 * PAGE;
+        let addr = raw_mmap(len, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0).map_err(|e| {
+            err!(
+                "mmap scratch pages: {}",
+                std::io::Error::from_raw_os_error(e)
+            )
+        })?;
+        let m = Self {
+            pieces: vec![Piece {
+                addr,
+                len,
+                bar_offset: 0,
+            }],
+            owned: vec![(addr, len)],
+        };
+        m.write_u32(0, !expect(0));
+        m.write_u32(PAGE, expect(1));
+        Ok(m)
+    }
+
     /// Reads the first word of every page of every piece; `expect` gets the
     /// page's index in the BAR.
-    pub fn pass(&self, expect: impl Fn(usize) -> u32) -> Seen {
+    pub fn pass(&self, expect: &dyn Fn(usize) -> u32) -> Seen {
         let f0 = probe::minflt();
         let mut all = Seen::default();
         for p in &self.pieces {
             let first = p.bar_offset / PAGE;
             // SAFETY: each piece is mapped readable and page aligned.
-            let s = unsafe { probe::pass(p.addr as *const u8, p.len, |i| expect(first + i)) };
+            let s = unsafe { probe::pass(p.addr as *const u8, p.len, &|i| expect(first + i)) };
             if s.bad > 0 && all.bad == 0 {
                 all.first_bad = first as u32 + s.first_bad;
                 all.value = s.value;

@@ -134,10 +134,15 @@ pub const PAGE: usize = 4096;
 /// Reads the first word of every page of `[base, base + len)`, comparing
 /// page `i` with `expect(i)`. Stops at the first SIGBUS.
 ///
+/// Not generic on purpose: a forked child that warmed up with the same
+/// `expect` has then executed every instruction a measured pass executes,
+/// so the pass takes no fault on a code page the child has not touched yet
+/// (text PTEs are not copied at fork).
+///
 /// # Safety
 ///
 /// `[base, base + len)` must be mapped readable, page aligned.
-pub unsafe fn pass(base: *const u8, len: usize, expect: impl Fn(usize) -> u32) -> Seen {
+pub unsafe fn pass(base: *const u8, len: usize, expect: &dyn Fn(usize) -> u32) -> Seen {
     let mut seen = Seen::default();
     let f0 = minflt();
     for i in 0..len / PAGE {
@@ -168,22 +173,18 @@ pub unsafe fn pass(base: *const u8, len: usize, expect: impl Fn(usize) -> u32) -
 }
 
 /// Takes the faults a new process would take on its first writes to the
-/// stack, statics and `extra` (the pages [`pass`] and the caller's
-/// bookkeeping use), so that a following [`pass`] counts only its own.
-pub fn warm_up(extra: &[&[u8]]) {
+/// stack and to the statics [`pass`] uses, so that a following [`pass`]
+/// counts only its own. Callers also run their measured pass once over a
+/// scratch mapping first (see `Mapping::scratch`), for the code pages.
+pub fn warm_up() {
     let mut stack = [0u8; 128 * 1024];
     for i in (0..stack.len()).step_by(PAGE) {
         stack[i] = 1;
     }
     std::hint::black_box(&mut stack);
-    for buf in extra {
-        for i in (0..buf.len()).step_by(PAGE) {
-            std::hint::black_box(buf[i]);
-        }
-    }
     let page = [0u32; PAGE / 4];
     // SAFETY: a local array, readable; its first word is 0.
-    let _ = unsafe { pass(page.as_ptr().cast(), PAGE, |_| 0) };
+    let _ = unsafe { pass(page.as_ptr().cast(), PAGE, &|_| 0) };
     // The handler writes this one; make its page private now.
     BUS_ADDR.store(BUS_ADDR.load(Relaxed), Relaxed);
     let _ = minflt();
@@ -224,7 +225,7 @@ mod tests {
             assert_ne!(m, libc::MAP_FAILED);
             assert_eq!(load(m.cast()), None);
             assert_eq!(last_bus_addr(), m as u64);
-            let s = pass(m.cast(), PAGE, |_| 0);
+            let s = pass(m.cast(), PAGE, &|_| 0);
             assert!(s.sigbus);
             assert_eq!(s.pages, 0);
             libc::munmap(m, PAGE);
@@ -240,11 +241,11 @@ mod tests {
             unsafe { *((base + i * PAGE) as *mut u32) = i as u32 * 7 };
         }
         // SAFETY: four readable pages inside `buf`.
-        let s = unsafe { pass(base as *const u8, 4 * PAGE, |i| i as u32 * 7) };
+        let s = unsafe { pass(base as *const u8, 4 * PAGE, &|i| i as u32 * 7) };
         assert_eq!((s.sigbus, s.pages, s.bad), (false, 4, 0));
         // SAFETY: as above.
         let s = unsafe {
-            pass(base as *const u8, 4 * PAGE, |i| {
+            pass(base as *const u8, 4 * PAGE, &|i| {
                 if i == 2 {
                     1
                 } else {

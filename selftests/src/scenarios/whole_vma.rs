@@ -31,7 +31,9 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
     let counters = ctx.debugfs();
     let mut v = Verdict::default();
     let mut costs = Vec::new();
-    probe::warm_up(&[]);
+    let any: &dyn Fn(usize) -> u32 = &|_| 0;
+    probe::warm_up();
+    let _ = Mapping::scratch(any)?.pass(any);
     let places: &[Place] = if len >= PMD {
         &[Place::Misaligned, Place::PmdAligned]
     } else {
@@ -41,8 +43,8 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
         let map = Mapping::new(dev.fd(), &bar, 0, len, place)?;
         let chunks = pmd_chunks(map.addr(), len, 0);
         let before = counters.as_ref().map(|d| d.counters()).transpose()?;
-        let first = map.pass(|_| 0);
-        let again = map.pass(|_| 0);
+        let first = map.pass(any);
+        let again = map.pass(any);
         let what = format!(
             "{} pages at {:#x} ({} PMD-capable chunk(s))",
             len / probe::PAGE,
