@@ -28,7 +28,9 @@ pub(crate) static OPS: bindings::pci_ops = bindings::pci_ops {
 unsafe fn host_of<'a>(bus: *mut bindings::pci_bus) -> &'a Host {
     // SAFETY: see the function's safety section.
     unsafe {
-        let sysdata = (*bus).sysdata.cast::<kernel::types::Opaque<bindings::pci_sysdata>>();
+        let sysdata = (*bus)
+            .sysdata
+            .cast::<kernel::types::Opaque<bindings::pci_sysdata>>();
         &*kernel::container_of!(sysdata, Host, sysdata)
     }
 }
@@ -40,7 +42,7 @@ fn slot_of(devfn: u32) -> Option<usize> {
 }
 
 fn valid_access(offset: i32, size: i32) -> bool {
-    matches!(size, 1 | 2 | 4) && offset >= 0 && offset < 4096 && offset % size == 0
+    matches!(size, 1 | 2 | 4) && (0..4096).contains(&offset) && offset % size == 0
 }
 
 /// # Safety

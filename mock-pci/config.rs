@@ -112,7 +112,10 @@ impl Template {
         c.set_mask16(PCI_COMMAND, COMMAND_WRITABLE, 0);
         c.set16(PCI_STATUS, bindings::PCI_STATUS_CAP_LIST as u16);
         c.set_mask16(PCI_STATUS, 0, STATUS_W1C);
-        c.set32(bindings::PCI_CLASS_REVISION as usize, id.class << 8 | u32::from(id.revision));
+        c.set32(
+            bindings::PCI_CLASS_REVISION as usize,
+            id.class << 8 | u32::from(id.revision),
+        );
         c.set_mask8(bindings::PCI_CACHE_LINE_SIZE as usize, 0xff);
         c.set16(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, id.subsys_vendor);
         c.set16(bindings::PCI_SUBSYSTEM_ID as usize, id.subsys_device);
@@ -162,9 +165,13 @@ impl Template {
             | bindings::PCI_EXP_DEVCTL_PAYLOAD
             | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
             | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
-        self.set_mask16(EXP_DEVCTL, devctl_rw | bindings::PCI_EXP_DEVCTL_BCR_FLR as u16, 0);
+        self.set_mask16(
+            EXP_DEVCTL,
+            devctl_rw | bindings::PCI_EXP_DEVCTL_BCR_FLR as u16,
+            0,
+        );
         self.set_mask16(EXP_DEVSTA, 0, DEVSTA_W1C);
-        debug_assert!(EXP_CAP + EXP_CAP_SIZE <= CFG_SIZE);
+        const { assert!(EXP_CAP + EXP_CAP_SIZE <= CFG_SIZE) };
     }
 
     fn set8(&mut self, at: usize, v: u8) {

@@ -36,13 +36,22 @@ mod tests {
     fn ids_are_read_only() {
         let (t, mut c) = fresh();
         assert_eq!(c.read(0, 4), 0xf00d_1234);
-        assert_eq!(c.read(bindings::PCI_CLASS_REVISION as usize, 4), 0xff00_0001);
-        assert_eq!(c.read(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, 4), 0x0001_1234);
+        assert_eq!(
+            c.read(bindings::PCI_CLASS_REVISION as usize, 4),
+            0xff00_0001
+        );
+        assert_eq!(
+            c.read(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, 4),
+            0x0001_1234
+        );
         assert_eq!(c.read(bindings::PCI_HEADER_TYPE as usize, 1), 0);
         c.write(&t, 0, 4, 0);
         c.write(&t, bindings::PCI_CLASS_REVISION as usize, 4, 0x0102_0304);
         assert_eq!(c.read(0, 4), 0xf00d_1234);
-        assert_eq!(c.read(bindings::PCI_CLASS_REVISION as usize, 4), 0xff00_0001);
+        assert_eq!(
+            c.read(bindings::PCI_CLASS_REVISION as usize, 4),
+            0xff00_0001
+        );
         // Extended configuration space is an empty capability list.
         assert_eq!(c.read(0x100, 4), 0);
     }
@@ -105,9 +114,15 @@ mod tests {
             at = c.read(at + 1, 1) as usize;
             assert!(found.len() < 8);
         }
-        assert_eq!(&found[..], &[bindings::PCI_CAP_ID_PM, bindings::PCI_CAP_ID_EXP]);
+        assert_eq!(
+            &found[..],
+            &[bindings::PCI_CAP_ID_PM, bindings::PCI_CAP_ID_EXP]
+        );
         let flags = c.read(EXP_CAP + bindings::PCI_EXP_FLAGS as usize, 2);
-        assert_eq!((flags & bindings::PCI_EXP_FLAGS_TYPE) >> 4, bindings::PCI_EXP_TYPE_RC_END);
+        assert_eq!(
+            (flags & bindings::PCI_EXP_FLAGS_TYPE) >> 4,
+            bindings::PCI_EXP_TYPE_RC_END
+        );
         let devcap = c.read(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, 4);
         assert_ne!(devcap & bindings::PCI_EXP_DEVCAP_FLR, 0);
         let pmcsr = c.read(PM_CAP + bindings::PCI_PM_CTRL as usize, 2);

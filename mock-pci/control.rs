@@ -54,13 +54,16 @@ struct DeviceView {
     bar2: BarView,
 }
 
+/// The debugfs directory of one device, by slot.
+type DeviceDirs = KVec<(usize, Pin<KBox<Scope<DeviceView>>>)>;
+
 /// State shared by the control files.
 #[pin_data]
 struct Ctl {
     host: HostRef,
     root: Dir,
     #[pin]
-    views: Mutex<KVec<(usize, Pin<KBox<Scope<DeviceView>>>)>>,
+    views: Mutex<DeviceDirs>,
 }
 
 /// The control files; removed when dropped.
@@ -84,9 +87,27 @@ impl Control {
         )?;
         let root = &ctl.root;
         let mut files = KVec::new();
-        files.push(KBox::pin_init(root.write_callback_file(c"new_device", ctl.clone(), &new_device), GFP_KERNEL)?, GFP_KERNEL)?;
-        files.push(KBox::pin_init(root.write_callback_file(c"del_device", ctl.clone(), &del_device), GFP_KERNEL)?, GFP_KERNEL)?;
-        files.push(KBox::pin_init(root.read_callback_file(c"devices", ctl.clone(), &show_devices), GFP_KERNEL)?, GFP_KERNEL)?;
+        files.push(
+            KBox::pin_init(
+                root.write_callback_file(c"new_device", ctl.clone(), &new_device),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                root.write_callback_file(c"del_device", ctl.clone(), &del_device),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                root.read_callback_file(c"devices", ctl.clone(), &show_devices),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
         for slot in 0..host.layout.slots() {
             if host.slots.lock().present[slot] {
                 ctl.add_view(slot)?;
@@ -148,11 +169,21 @@ impl Ctl {
         match text.parse::<usize>() {
             Ok(slot) if slot < max => Ok(slot),
             Ok(slot) => {
-                pr_err!("{}: slot {} is out of range: use 0 to {}\n", file, slot, max - 1);
+                pr_err!(
+                    "{}: slot {} is out of range: use 0 to {}\n",
+                    file,
+                    slot,
+                    max - 1
+                );
                 Err(EINVAL)
             }
             Err(_) => {
-                pr_err!("{}: '{}' is not a slot number: write a number from 0 to {}\n", file, text, max - 1);
+                pr_err!(
+                    "{}: '{}' is not a slot number: write a number from 0 to {}\n",
+                    file,
+                    text,
+                    max - 1
+                );
                 Err(EINVAL)
             }
         }
@@ -214,7 +245,10 @@ impl BinaryWriter for BarView {
         let mut buf = [0u8; CHUNK];
         for done in (0..len).step_by(CHUNK) {
             let n = CHUNK.min(len - done);
-            self.host.get().window.read(self.phys + pos + done as u64, &mut buf[..n])?;
+            self.host
+                .get()
+                .window
+                .read(self.phys + pos + done as u64, &mut buf[..n])?;
             w.write_slice(&buf[..n])?;
         }
         *offset += len as Offset;
@@ -231,7 +265,10 @@ impl BinaryReader for BarView {
         for done in (0..len).step_by(CHUNK) {
             let n = CHUNK.min(len - done);
             r.read_slice(&mut buf[..n])?;
-            self.host.get().window.write(self.phys + pos + done as u64, &buf[..n])?;
+            self.host
+                .get()
+                .window
+                .write(self.phys + pos + done as u64, &buf[..n])?;
         }
         *offset += len as Offset;
         Ok(len)

@@ -158,7 +158,12 @@ impl Host {
     fn register(self: &Pin<KBox<Self>>) -> Result {
         // SAFETY: the notifier block lives in the pinned `Host` and is
         // unregistered in drop.
-        to_result(unsafe { bindings::bus_register_notifier(&raw const bindings::pci_bus_type as *mut _, self.notifier.get()) })?;
+        to_result(unsafe {
+            bindings::bus_register_notifier(
+                (&raw const bindings::pci_bus_type).cast_mut(),
+                self.notifier.get(),
+            )
+        })?;
         // SAFETY: allocates a bridge without private data.
         let bridge = unsafe { bindings::pci_alloc_host_bridge(0) };
         if bridge.is_null() {
@@ -166,7 +171,9 @@ impl Host {
         }
         let faux_dev: &kernel::device::Device<kernel::device::Bound> = self.faux.as_ref().as_ref();
         // `Device` is a transparent wrapper of `struct device`.
-        let parent = core::ptr::from_ref(faux_dev).cast_mut().cast::<bindings::device>();
+        let parent = core::ptr::from_ref(faux_dev)
+            .cast_mut()
+            .cast::<bindings::device>();
         // SAFETY: `bridge` is a fresh, exclusively owned bridge; `sysdata`,
         // the ops and both resources outlive the bus (drop removes it first).
         let ret = unsafe {
@@ -198,7 +205,11 @@ impl Host {
     pub(crate) fn plug(&self, slot: usize) -> Result {
         let _lock = RescanLock::take();
         if self.slots.lock().present[slot] {
-            pr_err!("new_device {}: slot {} is occupied: remove it first (del_device)\n", slot, slot);
+            pr_err!(
+                "new_device {}: slot {} is occupied: remove it first (del_device)\n",
+                slot,
+                slot
+            );
             return Err(EEXIST);
         }
         self.power_on(slot)?;
@@ -212,7 +223,10 @@ impl Host {
         };
         if found == 0 {
             self.slots.lock().present[slot] = false;
-            pr_err!("new_device {}: the PCI core found no device in the slot\n", slot);
+            pr_err!(
+                "new_device {}: the PCI core found no device in the slot\n",
+                slot
+            );
             return Err(EIO);
         }
         Ok(())
@@ -258,7 +272,10 @@ impl PinnedDrop for Host {
         // SAFETY: registered in `register` (unregistering a notifier that
         // never registered is harmless: it is not found).
         unsafe {
-            bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type as *mut _, self.notifier.get());
+            bindings::bus_unregister_notifier(
+                (&raw const bindings::pci_bus_type).cast_mut(),
+                self.notifier.get(),
+            );
             bindings::pci_bus_release_emul_domain_nr(self.domain);
         }
     }

@@ -111,7 +111,13 @@ impl Window {
         // `__request_region()` takes the resource lock and nests the new
         // resource inside the non-busy "Reserved" one.
         let res = unsafe {
-            bindings::__request_region(&raw mut bindings::iomem_resource, base, size, NAME.as_char_ptr(), 0)
+            bindings::__request_region(
+                &raw mut bindings::iomem_resource,
+                base,
+                size,
+                NAME.as_char_ptr(),
+                0,
+            )
         };
         if res.is_null() {
             pr_err!(

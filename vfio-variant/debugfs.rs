@@ -69,7 +69,13 @@ fn set_mode(dev: &DevRef, r: &mut UserSliceReader) -> Result {
     match &buf[..n] {
         b"fixed" | b"0" => dev.set_mode(Mode::Fixed),
         b"legacy" | b"1" => dev.set_mode(Mode::Legacy),
-        _ => return Err(EINVAL),
+        other => {
+            pr_err!(
+                "mode: '{}' is not a mode: write 'fixed' or 'legacy'\n",
+                core::str::from_utf8(other).unwrap_or("?")
+            );
+            return Err(EINVAL);
+        }
     }
     Ok(())
 }
