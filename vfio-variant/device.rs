@@ -42,6 +42,9 @@ pub(crate) struct State {
     pub(crate) counters: Counters,
     /// Per-device mode switch: `true` means [`Mode::Legacy`] for new mmaps.
     legacy_mode: Atomic<bool>,
+    /// Set (under `memory_lock` for write) when the device is being
+    /// removed: from then on every fault gets SIGBUS, whatever COMMAND says.
+    unplugged: Atomic<bool>,
     /// Legacy mode's list of faulted vmas (unused by the fixed path).
     #[pin]
     pub(crate) legacy: VmaList,
@@ -55,6 +58,7 @@ impl State {
         pin_init!(Self {
             counters: Counters::new(),
             legacy_mode: Atomic::new(legacy),
+            unplugged: Atomic::new(false),
             legacy <- VmaList::new(),
             debugfs <- new_mutex!(None),
         })
@@ -182,6 +186,23 @@ impl VariantDevice {
         drop(mem);
         drop(list);
         Counters::bump(&self.counters().zaps);
+    }
+
+    /// Unplug (driver remove): revoke every mapping for good. Users keep
+    /// the device open until they notice; their accesses get SIGBUS.
+    pub(crate) fn unplug(&self) {
+        let list = self.legacy().zap_and_lock();
+        let mem = self.core.memory_write();
+        self.state.unplugged.store(true, Relaxed);
+        self.core.unmap_all(&mem);
+        drop(mem);
+        drop(list);
+        Counters::bump(&self.counters().zaps);
+    }
+
+    /// Whether the device is being removed. Read with `memory_lock` held.
+    pub(crate) fn unplugged(&self) -> bool {
+        self.state.unplugged.load(Relaxed)
     }
 
     /// Called after the vfio-pci core revoked device memory (COMMAND.MEM

@@ -221,8 +221,8 @@ unsafe extern "C" fn remove(pdev: *mut bindings::pci_dev) {
         .lock()
         .retain(|d| !core::ptr::eq(core::ptr::from_ref::<VariantDevice>(d), me));
     dev.set_debugfs(None);
-    // Unplug: revoke every mapping.
-    dev.revoke();
+    // Unplug: revoke every mapping; later faults get SIGBUS.
+    dev.unplug();
     // SAFETY: registered in probe; then drop the allocation reference.
     unsafe {
         bindings::vfio_pci_core_unregister_device(core);

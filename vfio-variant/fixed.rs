@@ -10,8 +10,8 @@
 //! A fault populates the whole vma, not just the faulting page: a PMD fault
 //! inserts its PMD plus every page no PMD can cover; a page fault inserts
 //! every page no PMD can cover plus, if it fell back from a PMD-capable
-//! chunk, that whole chunk. Faults hold `memory_lock` for read; SIGBUS
-//! while memory is disabled.
+//! chunk, that whole chunk. Faults hold `memory_lock` for read and get
+//! SIGBUS while memory is disabled or once the device is being removed.
 
 use crate::{
     counters::Counters,
@@ -70,6 +70,10 @@ fn handle(f: &Fault<'_>, order: u32) -> VmFault {
     }
     Counters::bump(&c.faults);
     let mem = dev.core().memory_read();
+    if dev.unplugged() {
+        Counters::bump(&c.sigbus);
+        return VmFault::SIGBUS;
+    }
     let base = if order == 0 {
         f.address()
     } else {

@@ -186,7 +186,7 @@ unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t
     Counters::bump(&c.faults);
     let mut list = dev.legacy().inner.lock();
     let mem = dev.core().memory_read();
-    if !mem.enabled() {
+    if !mem.enabled() || dev.unplugged() {
         Counters::bump(&c.sigbus);
         return VmFault::SIGBUS.0;
     }
