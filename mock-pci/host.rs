@@ -18,6 +18,7 @@ use crate::{
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
     window::Window,
 };
+use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use kernel::{bindings, error::to_result, faux, prelude::*, types::Opaque};
 
 /// Register state of every slot, guarded by the host's raw spinlock.
@@ -45,12 +46,13 @@ pub(crate) struct Host {
     pub(crate) layout: Layout,
     pub(crate) window: Window,
     pub(crate) domain: i32,
-    bus: core::cell::Cell<*mut bindings::pci_bus>,
+    bus: AtomicPtr<bindings::pci_bus>,
     faux: faux::Registration,
 }
 
-// SAFETY: `bus` is written once, in `create`, before the `Host` is shared,
-// and cleared in drop; everything else is either immutable or behind a lock.
+// SAFETY: the `Opaque` fields are only handed to the kernel, which
+// serialises its own use of them (the bus, the resource tree, the notifier
+// chain); the slots are behind a lock, `bus` is atomic, the rest immutable.
 unsafe impl Sync for Host {}
 // SAFETY: see `Sync`; no field is tied to a thread.
 unsafe impl Send for Host {}
@@ -116,7 +118,7 @@ impl Host {
                 layout,
                 window,
                 domain,
-                bus: core::cell::Cell::new(core::ptr::null_mut()),
+                bus: AtomicPtr::new(core::ptr::null_mut()),
                 faux,
             }),
             GFP_KERNEL,
@@ -187,7 +189,7 @@ impl Host {
             let _lock = RescanLock::take();
             let ret = bindings::pci_scan_root_bus_bridge(bridge);
             if ret == 0 {
-                self.bus.set((*bridge).bus);
+                self.bus.store((*bridge).bus, Relaxed);
                 bindings::pci_bus_add_devices((*bridge).bus);
             }
             ret
@@ -213,7 +215,7 @@ impl Host {
             return Err(EEXIST);
         }
         self.power_on(slot)?;
-        let bus = self.bus.get();
+        let bus = self.bus.load(Relaxed);
         // SAFETY: the bus is registered while `self` lives; the rescan lock
         // is held.
         let found = unsafe {
@@ -244,7 +246,7 @@ impl Host {
         // SAFETY: the bus is registered; the rescan lock is held, so the
         // device cannot go away between lookup and removal.
         unsafe {
-            let pdev = bindings::pci_get_slot(self.bus.get(), devfn(slot));
+            let pdev = bindings::pci_get_slot(self.bus.load(Relaxed), devfn(slot));
             if !pdev.is_null() {
                 bindings::pci_stop_and_remove_bus_device(pdev);
                 bindings::pci_dev_put(pdev);
@@ -258,7 +260,7 @@ impl Host {
 #[pinned_drop]
 impl PinnedDrop for Host {
     fn drop(self: Pin<&mut Self>) {
-        let bus = self.bus.get();
+        let bus = self.bus.load(Relaxed);
         if !bus.is_null() {
             let _lock = RescanLock::take();
             // SAFETY: registered in `register`; this removes every device
@@ -267,7 +269,7 @@ impl PinnedDrop for Host {
                 bindings::pci_stop_root_bus(bus);
                 bindings::pci_remove_root_bus(bus);
             }
-            self.bus.set(core::ptr::null_mut());
+            self.bus.store(core::ptr::null_mut(), Relaxed);
         }
         // SAFETY: registered in `register` (unregistering a notifier that
         // never registered is harmless: it is not found).
