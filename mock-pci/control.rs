@@ -87,26 +87,17 @@ impl Control {
         )?;
         let root = &ctl.root;
         let mut files = KVec::new();
-        files.push(
-            KBox::pin_init(
-                root.write_callback_file(c"new_device", ctl.clone(), &new_device),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            root.write_callback_file(c"new_device", ctl.clone(), &new_device),
         )?;
-        files.push(
-            KBox::pin_init(
-                root.write_callback_file(c"del_device", ctl.clone(), &del_device),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            root.write_callback_file(c"del_device", ctl.clone(), &del_device),
         )?;
-        files.push(
-            KBox::pin_init(
-                root.read_callback_file(c"devices", ctl.clone(), &show_devices),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            root.read_callback_file(c"devices", ctl.clone(), &show_devices),
         )?;
         for slot in 0..host.layout.slots() {
             if host.slots.lock().present[slot] {
@@ -188,6 +179,12 @@ impl Ctl {
             }
         }
     }
+}
+
+/// Creates a debugfs file and keeps it in `files`.
+fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, file: impl PinInit<File<T>>) -> Result {
+    files.push(KBox::pin_init(file, GFP_KERNEL)?, GFP_KERNEL)?;
+    Ok(())
 }
 
 fn new_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
