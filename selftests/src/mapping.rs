@@ -5,7 +5,7 @@
 //! before forking: punching a page out (a split) and moving it (mremap).
 
 use crate::err;
-use crate::error::{last_os, Result};
+use crate::error::{last_os, Error, Result};
 use crate::probe::{self, Seen, PAGE};
 use crate::vfio::Region;
 use std::os::fd::RawFd;
@@ -65,10 +65,24 @@ fn reserve(len: usize) -> Result<usize> {
 
 /// Plain `mmap()`; returns the address or the errno.
 pub fn raw_mmap(len: usize, flags: i32, fd: RawFd, offset: u64) -> std::result::Result<usize, i32> {
-    // SAFETY: no MAP_FIXED: the kernel picks an unused address.
+    raw_mmap_at(0, len, flags, fd, offset)
+}
+
+/// `mmap()` at `addr` (a hint, or the place for `MAP_FIXED`, which callers
+/// only use over a reservation of their own); returns the address or the
+/// errno.
+fn raw_mmap_at(
+    addr: usize,
+    len: usize,
+    flags: i32,
+    fd: RawFd,
+    offset: u64,
+) -> std::result::Result<usize, i32> {
+    // SAFETY: without MAP_FIXED the kernel picks an unused address; with it,
+    // the caller owns the range it replaces.
     let p = unsafe {
         libc::mmap(
-            std::ptr::null_mut(),
+            addr as *mut libc::c_void,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             flags,
@@ -118,28 +132,19 @@ impl Mapping {
             Some(a) => (a, libc::MAP_SHARED | libc::MAP_FIXED),
             None => (0, libc::MAP_SHARED),
         };
-        // SAFETY: either no MAP_FIXED, or MAP_FIXED over our own reservation.
-        let p = unsafe {
-            libc::mmap(
-                addr_hint as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                file_off as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            let e = last_os(format!(
-                "mmap {len:#x} bytes of BAR{} at offset {bar_offset:#x}",
-                bar.index
-            ));
-            for (a, l) in owned {
-                raw_munmap(a, l);
+        let addr = match raw_mmap_at(addr_hint, len, flags, fd, file_off) {
+            Ok(addr) => addr,
+            Err(errno) => {
+                for (a, l) in owned {
+                    raw_munmap(a, l);
+                }
+                return Err(Error(format!(
+                    "mmap {len:#x} bytes of BAR{} at offset {bar_offset:#x}: {}",
+                    bar.index,
+                    std::io::Error::from_raw_os_error(errno)
+                )));
             }
-            return Err(e);
-        }
-        let addr = p as usize;
+        };
         owned.push((addr, len));
         Ok(Self {
             pieces: vec![Piece {

@@ -16,6 +16,33 @@ fn offset_in(i: usize) -> usize {
     i * PAGE + (((i * 68) % (PAGE - 4)) & !3)
 }
 
+/// Compares the word read back from every page with what was written
+/// there; reports the first mismatch as a failure and the agreement count.
+fn agree(
+    v: &mut Verdict,
+    what: &str,
+    pages: usize,
+    seed: u32,
+    mut read: impl FnMut(usize) -> Result<Option<u32>>,
+) -> Result<()> {
+    let mut wrong = 0;
+    for i in 0..pages {
+        let got = read(offset_in(i))?;
+        if got != Some(word(seed, i)) {
+            if wrong == 0 {
+                v.fail(format!(
+                    "{what}: wrote {:#010x} at {:#x}, read {got:x?}",
+                    word(seed, i),
+                    offset_in(i)
+                ));
+            }
+            wrong += 1;
+        }
+    }
+    diag(&format!("{what}: {}/{pages} words agree", pages - wrong));
+    Ok(())
+}
+
 /// `region_rw_<path>`: words written with pwrite read back through the
 /// mapping, and words written through the mapping read back with pread.
 pub fn rw(ctx: &Ctx, path: Path) -> Result<Outcome> {
@@ -29,47 +56,17 @@ pub fn rw(ctx: &Ctx, path: Path) -> Result<Outcome> {
     for i in 0..pages {
         dev.write_u32(&bar, offset_in(i) as u64, word(seed, i))?;
     }
-    let mut wrong = 0;
-    for i in 0..pages {
-        let got = map.read_u32(offset_in(i));
-        if got != Some(word(seed, i)) {
-            if wrong == 0 {
-                v.fail(format!(
-                    "pwrite {:#010x} at {:#x}, mmap read {got:x?}",
-                    word(seed, i),
-                    offset_in(i)
-                ));
-            }
-            wrong += 1;
-        }
-    }
-    diag(&format!(
-        "pwrite -> mmap: {}/{pages} words agree",
-        pages - wrong
-    ));
+    agree(&mut v, "pwrite -> mmap", pages, seed, |off| {
+        Ok(map.read_u32(off))
+    })?;
 
     let seed = new_seed();
     for i in 0..pages {
         map.write_u32(offset_in(i), word(seed, i));
     }
-    let mut wrong = 0;
-    for i in 0..pages {
-        let got = dev.read_u32(&bar, offset_in(i) as u64)?;
-        if got != word(seed, i) {
-            if wrong == 0 {
-                v.fail(format!(
-                    "mmap wrote {:#010x} at {:#x}, pread {got:#010x}",
-                    word(seed, i),
-                    offset_in(i)
-                ));
-            }
-            wrong += 1;
-        }
-    }
-    diag(&format!(
-        "mmap -> pread: {}/{pages} words agree",
-        pages - wrong
-    ));
+    agree(&mut v, "mmap -> pread", pages, seed, |off| {
+        dev.read_u32(&bar, off as u64).map(Some)
+    })?;
     Ok(v.outcome())
 }
 
