@@ -7,6 +7,8 @@
 //! * `revoke`: write anything for a driver-initiated revoke.
 //! * `mode`: `fixed` or `legacy`; writing it selects the design that mmaps
 //!   made from then on use (existing mappings keep theirs).
+//! * `pte_only`: `1` if fixed-mode faults insert no PMD entries (module
+//!   parameter `pte_only`), else `0`.
 
 use crate::device::{DevRef, Mode};
 use kernel::{
@@ -26,6 +28,7 @@ pub(crate) fn create(parent: &Dir, name: &CStr, dev: DevRef) -> Result<Pin<KBox<
             dir.read_write_callback_file(c"counters", dev, &show_counters, &reset_counters);
             dir.write_only_callback_file(c"revoke", dev, &revoke);
             dir.read_write_callback_file(c"mode", dev, &show_mode, &set_mode);
+            dir.read_callback_file(c"pte_only", dev, &show_pte_only);
         }),
         GFP_KERNEL,
     )
@@ -61,6 +64,10 @@ fn show_mode(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Mode::Fixed => writeln!(f, "fixed"),
         Mode::Legacy => writeln!(f, "legacy"),
     }
+}
+
+fn show_pte_only(_dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", u8::from(!crate::fixed::pmds_allowed()))
 }
 
 fn set_mode(dev: &DevRef, r: &mut UserSliceReader) -> Result {

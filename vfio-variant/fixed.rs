@@ -29,6 +29,13 @@ pub(crate) static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     ..unsafe { core::mem::zeroed() }
 });
 
+/// Whether faults may insert PMD entries: the architecture maps PFNs with
+/// PMDs and the module was not loaded with `pte_only=1` (the workaround
+/// for kernels whose fork can leak a revoked PMD, see README.md).
+pub(crate) fn pmds_allowed() -> bool {
+    cfg!(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && !crate::module_parameters::pte_only.value()
+}
+
 /// The device and span of a vma set up by `vfio_pci_core_mmap()`.
 pub(crate) fn span_of<'a>(vma: &VmaRef) -> (&'a VariantDevice, Span) {
     // SAFETY: `vfio_pci_core_mmap()` stored the core device in
@@ -40,7 +47,7 @@ pub(crate) fn span_of<'a>(vma: &VmaRef) -> (&'a VariantDevice, Span) {
         start: vma.start(),
         end: vma.end(),
         pfn: dev.core().bar_pfn(index as usize) + pgoff as usize,
-        huge: cfg!(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP),
+        huge: pmds_allowed(),
     };
     (dev, span)
 }

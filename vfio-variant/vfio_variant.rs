@@ -39,6 +39,10 @@ module! {
             default: false,
             description: "Map BARs with the pre-2024 (buggy) design: negative control for tests only",
         },
+        pte_only: bool {
+            default: false,
+            description: "Insert 4 KiB entries only, never PMDs: for kernels without the copy_huge_pmd() fork fix (README)",
+        },
         extra_id: u32 {
             default: 0,
             description: "Also bind this device ID, as 0xVVVVDDDD (testing on e.g. ivshmem 0x1af41110)",
@@ -56,6 +60,9 @@ impl kernel::InPlaceModule for VfioVariant {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         if module_parameters::legacy.value() {
             pr_warn!("legacy mode: BAR mappings use the pre-2024 design (fork bug reproduced)\n");
+        }
+        if module_parameters::pte_only.value() {
+            pr_info!("pte_only: BAR mappings get 4 KiB entries only (no PMDs)\n");
         }
         try_pin_init!(Self {
             driver <- driver::Driver::register(module, module_parameters::extra_id.value()),

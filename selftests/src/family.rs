@@ -17,7 +17,8 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid out-array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -186,9 +187,13 @@ impl Member<'_> {
 
     /// Reports what `phase` saw.
     pub fn report(&self, phase: usize, seen: &Seen) {
-        let r = Report::new(self.who, phase as u32, seen);
+        self.send(&Report::new(self.who, phase as u32, seen));
+    }
+
+    /// Sends a report the caller filled in itself.
+    pub fn send(&self, r: &Report) {
         // SAFETY: writes the bytes of a plain `repr(C)` record.
-        let n = unsafe { libc::write(self.report_fd, (&raw const r).cast(), REPORT) };
+        let n = unsafe { libc::write(self.report_fd, (r as *const Report).cast(), REPORT) };
         assert_eq!(n, REPORT as isize, "report pipe write");
     }
 }

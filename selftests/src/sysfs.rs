@@ -204,6 +204,13 @@ impl Debugfs {
             .to_string())
     }
 
+    /// Whether fixed-mode faults insert no PMD entries (vfio_variant loaded
+    /// with `pte_only=1`).
+    pub fn pte_only(&self) -> Result<bool> {
+        let p = self.dir.join("pte_only");
+        Ok(fs::read_to_string(&p).ctx(format!("read {}", p.display()))?.trim() == "1")
+    }
+
     /// Sets the mode for new mappings.
     pub fn set_mode(&self, mode: &str) -> Result<()> {
         write_file(self.dir.join("mode"), mode)

@@ -15,10 +15,12 @@
 //! | `whole_vma_<path>` | touching a fresh mapping costs one fault (per PMD chunk) |
 //! | `region_rw_<path>` | pread/pwrite of the BAR region agree with the mmap |
 //! | `bad_mmap_<path>` | MAP_PRIVATE and out-of-range mmaps fail with EINVAL |
+//! | `fork_race_pmd_<path>`, `fork_race_pte_<path>` | revoke while fork copies a PMD / PTE mapping: no escape |
 //! | `fork_unplug_<path>` | sysfs remove: child SIGBUS; device comes back afterwards |
 //! | `kernel_log` | no WARN, BUG, oops or PAT complaint logged during the run |
 
 pub mod checks;
+pub mod fork_race;
 pub mod kmsg;
 pub mod region;
 pub mod revoke;
@@ -196,6 +198,12 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
         ));
         tests.push(fork("vma_split", Spec::shaped(Shape::Split)));
         tests.push(fork("vma_mremap", Spec::shaped(Shape::Moved)));
+        for kind in [fork_race::Kind::Pmd, fork_race::Kind::Pte] {
+            tests.push(Test::new(
+                format!("fork_race_{}_{p}", kind.name()),
+                move |ctx: &Ctx| fork_race::run(ctx, path, kind),
+            ));
+        }
         tests.push(Test::new(format!("whole_vma_{p}"), move |ctx: &Ctx| {
             whole_vma::run(ctx, path)
         }));
