@@ -104,6 +104,16 @@ const LEGACY_FAILS: &[LegacyFail] = &[
         STALE,
     ),
     lf(
+        "fork_race_pmd",
+        "legacy's revoke waits for the forking parent's mmap_lock, then misses the child",
+        STALE,
+    ),
+    lf(
+        "fork_race_pte",
+        "legacy's revoke waits for the forking parent's mmap_lock, then misses the child",
+        STALE,
+    ),
+    lf(
         "whole_vma",
         "legacy inserts one page per fault",
         "insert the whole vma",

@@ -208,7 +208,10 @@ impl Debugfs {
     /// with `pte_only=1`).
     pub fn pte_only(&self) -> Result<bool> {
         let p = self.dir.join("pte_only");
-        Ok(fs::read_to_string(&p).ctx(format!("read {}", p.display()))?.trim() == "1")
+        Ok(fs::read_to_string(&p)
+            .ctx(format!("read {}", p.display()))?
+            .trim()
+            == "1")
     }
 
     /// Sets the mode for new mappings.
