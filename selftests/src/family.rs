@@ -93,8 +93,9 @@ impl Gate {
         self.w = None;
     }
 
-    /// Drops this process's copy of the write end (descendant side).
-    fn forget_write_end(&mut self) {
+    /// Drops this process's copy of the write end (descendant side: a
+    /// process that still holds it would never see the gate open).
+    pub fn forget_write_end(&mut self) {
         self.w = None;
     }
 

@@ -216,8 +216,14 @@ struct Revoked {
 /// Forks the helper that revokes once fork is in the window. It waits for
 /// `go`, polls the window counters until they pass `base`, clears
 /// COMMAND.MEM and sends a [`Revoked`] up `tx`.
-fn spawn_revoker(dev: &Device, go: &Gate, base: (u64, u64), tx: &OwnedFd) -> Result<libc::pid_t> {
+fn spawn_revoker(
+    dev: &Device,
+    go: &mut Gate,
+    base: (u64, u64),
+    tx: &OwnedFd,
+) -> Result<libc::pid_t> {
     fork_run(|| {
+        go.forget_write_end();
         go.wait();
         let send = |status: i64, at_ns: i64| {
             let r = Revoked { status, at_ns };
@@ -296,7 +302,7 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
     let (rx, tx) = pipe()?;
     let mut go = Gate::new()?;
     let base = Knob::windows()?;
-    let helper = spawn_revoker(&dev, &go, base, &tx)?;
+    let helper = spawn_revoker(&dev, &mut go, base, &tx)?;
     drop(tx);
     let helper = Reaped(helper);
 
