@@ -177,15 +177,32 @@ impl Window {
         Ok(())
     }
 
-    /// Zeroes `len` bytes (a multiple of 8) at physical address `phys`.
+    /// Zeroes `len` bytes at physical address `phys`, a chunk at a time
+    /// with a scheduling point between chunks: a 1 GiB BAR is zeroed at
+    /// module load and on hot-add (under the PCI rescan lock), and must not
+    /// hold a CPU for the whole of it. Process context only.
     pub(crate) fn zero(&self, phys: u64, len: usize) -> Result {
         let dst = self.checked(phys, len)?;
-        for off in (0..len).step_by(8) {
-            // SAFETY: `dst + off` is mapped and 8-byte aligned (BARs are
-            // page aligned).
-            unsafe { bindings::writeq(0, dst.add(off)) };
+        for off in (0..len).step_by(ZERO_CHUNK) {
+            let n = ZERO_CHUNK.min(len - off);
+            // SAFETY: `dst + off` is mapped for `n` bytes.
+            unsafe { bindings::memset_io(dst.add(off), 0, n) };
+            cond_resched();
         }
         Ok(())
+    }
+}
+
+/// Bytes zeroed between two scheduling points.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// `cond_resched()`: as in C, nothing under full preemption
+/// (`CONFIG_PREEMPTION` without `CONFIG_PREEMPT_DYNAMIC`).
+fn cond_resched() {
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: process context, no spinlock held (see `Window::zero`).
+    unsafe {
+        bindings::__cond_resched();
     }
 }
 

@@ -10,15 +10,19 @@
 //! A fault populates the whole vma, not just the faulting page: a PMD fault
 //! inserts its PMD plus every page no PMD can cover; a page fault inserts
 //! every page no PMD can cover plus, if it fell back from a PMD-capable
-//! chunk, that whole chunk. Faults hold `memory_lock` for read and get
-//! SIGBUS while memory is disabled or once the device is being removed.
+//! chunk, that whole chunk (see `Span::fill_ranges`: the pages are computed,
+//! so a fault costs what it inserts, not the size of the vma). Faults hold
+//! `memory_lock` for read, in batches for a long fill, and get SIGBUS while
+//! memory is disabled or once the device is being removed.
 
 use crate::{
     counters::Counters,
     device::VariantDevice,
-    mm::{Fault, VmFault, VmOps},
+    mm::{cond_resched, signal_pending, Fault, VmFault, VmOps},
     region::{self, Span},
+    vfio::MemoryRead,
 };
+use core::ops::Range;
 use kernel::{bindings, mm::virt::VmaRef, prelude::*};
 
 /// vm_ops of fixed-mode BAR mappings.
@@ -52,16 +56,53 @@ pub(crate) fn span_of<'a>(vma: &VmaRef) -> (&'a VariantDevice, Span) {
     (dev, span)
 }
 
-/// Inserts PTEs at `pages` (errors ignored: another thread may be filling
-/// the same vma, and the faulting page is what decides the result).
-fn fill(dev: &VariantDevice, f: &Fault<'_>, span: &Span, pages: impl Iterator<Item = usize>) {
-    for addr in pages {
+/// Pages inserted between two chances for writers of `memory_lock` and
+/// for the scheduler.
+const FILL_BATCH: usize = 512;
+
+/// Inserts PTEs over `ranges`, skipping the faulting page, which the caller
+/// inserted with `mem` held; the fill releases `mem` when it is done.
+///
+/// The fill is done in batches. Between batches it drops `memory_lock`,
+/// offers to reschedule and takes the lock again, so that a 1 GiB vma does
+/// not hold off COMMAND, reset and power-state writers (or make
+/// `VFIO_DEVICE_PCI_HOT_RESET`'s trylock fail) for the whole fill. That is
+/// safe: the fault keeps the vma (its lock or mmap_lock) throughout, every
+/// PTE is inserted with `memory_lock` held and memory enabled, and if a
+/// revocation ran while the lock was dropped, its zap removed what was
+/// inserted so far and the fill stops; pages left empty fault later. The
+/// fill also stops at the first insert that fails (out of memory) and when
+/// the faulting task has a signal pending. Only the faulting page
+/// decides the fault's result.
+fn fill<'a>(
+    dev: &'a VariantDevice,
+    f: &Fault<'_>,
+    span: &Span,
+    ranges: &[Range<usize>],
+    mut mem: MemoryRead<'a>,
+) {
+    let mut batch = 0;
+    for addr in region::pages(ranges) {
         if addr == f.address() {
             continue;
         }
-        if !f.insert_pte(addr, span.pfn_at(addr)).is_error() {
-            Counters::bump(&dev.counters().ptes);
+        if batch == FILL_BATCH {
+            batch = 0;
+            drop(mem);
+            if signal_pending() {
+                return;
+            }
+            cond_resched();
+            mem = dev.core().memory_read();
+            if !mem.enabled() || dev.unplugged() {
+                return;
+            }
         }
+        batch += 1;
+        if f.insert_pte(addr, span.pfn_at(addr)).is_error() {
+            break;
+        }
+        Counters::bump(&dev.counters().ptes);
     }
 }
 
@@ -94,13 +135,8 @@ fn handle(f: &Fault<'_>, order: u32) -> VmFault {
     if ret.is_error() {
         return ret;
     }
-    if order == 0 {
-        Counters::bump(&c.ptes);
-        fill(dev, f, &span, span.pte_pages(f.address()));
-    } else {
-        Counters::bump(&c.pmds);
-        fill(dev, f, &span, span.pte_only_pages());
-    }
+    Counters::bump(if order == 0 { &c.ptes } else { &c.pmds });
+    fill(dev, f, &span, &span.fill_ranges(f.address(), order), mem);
     ret
 }
 

@@ -75,6 +75,26 @@ impl<'a> Fault<'a> {
     }
 }
 
+/// `cond_resched()`: a voluntary scheduling point for long loops in
+/// process context. As in C it does nothing under full preemption
+/// (`CONFIG_PREEMPTION` without `CONFIG_PREEMPT_DYNAMIC`), where the loop
+/// is preempted anyway.
+pub(crate) fn cond_resched() {
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: called from process context with no spinlock held (callers
+    // are fault handlers and module code that may sleep).
+    unsafe {
+        bindings::__cond_resched();
+    }
+}
+
+/// Whether the current task has a signal pending: a long fill stops early,
+/// since the task is about to handle it (or die of it); what the fill left
+/// empty faults in later.
+pub(crate) fn signal_pending() -> bool {
+    kernel::current!().signal_pending()
+}
+
 /// The private data pointer of a vma (`vm_private_data`).
 pub(crate) fn private_data(vma: &VmaRef) -> *mut c_void {
     // SAFETY: reading a field of a valid vma.
