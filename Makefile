@@ -14,7 +14,7 @@ MODULES := mock-pci vfio-variant
 KDIR_FILE := $(CURDIR)/build/kdir
 KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
 
-.PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race lint fmt check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race bench lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -28,6 +28,7 @@ help:
 	@echo "make mock-pci-check  in-guest checks of the mock devices"
 	@echo "make selftest   run the fork/revoke selftest in three configurations"
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
+	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
 	@echo "make lint       rustfmt check and clippy on the modules"
 	@echo "make vm-shell   interactive guest with the modules loaded"
 	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
@@ -69,6 +70,10 @@ selftest: modules
 # side; fails unless the test catches the escape there and sees none here.
 fork-race: deps
 	@$(CURDIR)/selftests/fork-race
+
+# Fault, fork and revoke cost side by side (build/bench.{json,svg,log}).
+bench: modules
+	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/bench
 
 # lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input.
 mock-pci-check: modules

@@ -52,13 +52,20 @@ impl Layout {
             stride,
             slots: 0,
         };
-        let fit = (size / stride).min(MAX_SLOTS as u64) as usize;
+        // The last slot needs only its two BARs, not a whole stride: a 1 GiB
+        // BAR0 with a 64 KiB BAR2 fits in 1 GiB + 64 KiB, which a guest with
+        // 2.5 GiB of low RAM can reserve (a 2 GiB stride could not).
+        let span = bars.bar0 + bars.bar2;
+        let fit = match size.checked_sub(span) {
+            Some(rest) => (1 + rest / stride).min(MAX_SLOTS as u64) as usize,
+            None => 0,
+        };
         // BAR2 is a 32-bit BAR: only slots whose BAR2 ends below 4 GiB count.
         layout.slots = (0..fit)
             .take_while(|&s| layout.bar2(s) + bars.bar2 <= 1 << 32)
             .count();
         match layout.slots {
-            0 if fit == 0 => Err(LayoutError::TooSmall { need: stride }),
+            0 if fit == 0 => Err(LayoutError::TooSmall { need: span }),
             0 => Err(LayoutError::Above4G),
             _ => Ok(layout),
         }
@@ -159,11 +166,31 @@ mod tests {
         );
         assert_eq!(
             Layout::new(0x4000_0000, 2 * MIB, DEFAULT),
-            Err(LayoutError::TooSmall { need: 4 * MIB })
+            Err(LayoutError::TooSmall {
+                need: 2 * MIB + 64 * 1024
+            })
         );
         assert_eq!(
             Layout::new(0x1_0000_0000, 256 * MIB, DEFAULT),
             Err(LayoutError::Above4G)
+        );
+    }
+
+    #[test]
+    fn one_gib_bar_needs_no_whole_stride() {
+        let bars = BarSizes {
+            bar0: 1024 * MIB,
+            bar2: 64 * 1024,
+        };
+        let l = Layout::new(0x4000_0000, 1088 * MIB, bars).unwrap();
+        assert_eq!(l.slots(), 1);
+        assert_eq!(l.bar0(0), 0x4000_0000);
+        assert_eq!(l.bar2(0), 0x8000_0000);
+        assert_eq!(
+            Layout::new(0x4000_0000, 1024 * MIB, bars),
+            Err(LayoutError::TooSmall {
+                need: 1024 * MIB + 64 * 1024
+            })
         );
     }
 

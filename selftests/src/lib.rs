@@ -18,10 +18,12 @@
 //! * [`mapping`]: BAR mmaps and vma surgery; [`probe`]: SIGBUS-safe reads
 //!   and fault counting; [`family`]: forked children and grandchildren;
 //! * [`scenarios`]: the tests; [`ktap`]: KTAP output and parsing;
-//!   [`expect`]: what each `make selftest` configuration must show.
+//!   [`expect`]: what each `make selftest` configuration must show;
+//!   [`bench`]: `make bench` records and report.
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod error;
 pub mod expect;
 pub mod family;
