@@ -272,7 +272,7 @@ pub fn json(records: &[Record], kernel: &str, accel: &str, repeats: usize) -> St
 /// one line per configuration and mapping, with the fault count at each
 /// point.
 pub fn svg(records: &[Record], title: &str) -> String {
-    let (w, h, left, right, top, bottom) = (760.0, 460.0, 80.0, 200.0, 40.0, 50.0);
+    let (w, h, left, right, top, bottom) = (880.0, 460.0, 80.0, 270.0, 40.0, 50.0);
     let pts: Vec<&Record> = records.iter().filter(|r| r.case == "first_touch").collect();
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -387,9 +387,9 @@ pub fn svg(records: &[Record], title: &str) -> String {
                 s,
                 "<line x1=\"{}\" y1=\"{legend}\" x2=\"{}\" y2=\"{legend}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>\
                  <text x=\"{}\" y=\"{}\">{config}, {}</text>",
-                w - right + 12.0,
-                w - right + 40.0,
-                w - right + 46.0,
+                w - right + 60.0,
+                w - right + 88.0,
+                w - right + 94.0,
                 legend + 4.0,
                 if aligned { "2 MiB aligned" } else { "4 KiB entries only" }
             );
@@ -399,7 +399,7 @@ pub fn svg(records: &[Record], title: &str) -> String {
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"{}\" font-size=\"10\">Nf = faults per first touch</text>",
-        w - right + 12.0,
+        w - right + 60.0,
         legend + 10.0
     );
     s.push_str("</svg>\n");
