@@ -34,6 +34,9 @@ pub struct Record {
     pub extra: BTreeMap<String, String>,
     /// Time of each repetition, ns.
     pub samples: Vec<u64>,
+    /// Time of each repetition's second phase, ns (fork: the child's exit;
+    /// revoke: every child faulted back in); empty for first_touch.
+    pub then: Vec<u64>,
 }
 
 impl Record {
@@ -51,8 +54,10 @@ impl Record {
         for (k, v) in &self.extra {
             let _ = write!(s, " {k}={v}");
         }
-        let samples: Vec<String> = self.samples.iter().map(u64::to_string).collect();
-        let _ = write!(s, " samples={}", samples.join(","));
+        let _ = write!(s, " samples={}", list(&self.samples));
+        if !self.then.is_empty() {
+            let _ = write!(s, " then={}", list(&self.then));
+        }
         s
     }
 
@@ -68,6 +73,7 @@ impl Record {
             faults: 0,
             extra: BTreeMap::new(),
             samples: Vec::new(),
+            then: Vec::new(),
         };
         for kv in rest.split_whitespace() {
             let (k, v) = kv.split_once('=')?;
@@ -78,13 +84,8 @@ impl Record {
                 "aligned" => r.aligned = v == "1",
                 "children" => r.children = v.parse().ok()?,
                 "faults" => r.faults = v.parse().ok()?,
-                "samples" => {
-                    r.samples = v
-                        .split(',')
-                        .map(str::parse)
-                        .collect::<Result<_, _>>()
-                        .ok()?
-                }
+                "samples" => r.samples = parse_list(v)?,
+                "then" => r.then = parse_list(v)?,
                 _ => {
                     r.extra.insert(k.to_string(), v.to_string());
                 }
@@ -95,21 +96,65 @@ impl Record {
 
     /// (median, min, max) of the samples.
     pub fn stats(&self) -> (u64, u64, u64) {
-        let mut s = self.samples.clone();
-        s.sort_unstable();
-        let n = s.len();
-        let median = if n % 2 == 1 {
-            s[n / 2]
-        } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2
-        };
-        (median, s[0], s[n - 1])
+        stats(&self.samples)
+    }
+
+    /// The name of the second phase in JSON, if the case has one.
+    fn then_name(&self) -> Option<&'static str> {
+        match self.case.as_str() {
+            "fork" => Some("exit"),
+            "revoke" => Some("refault"),
+            _ => None,
+        }
     }
 
     /// What makes two records of different configurations comparable.
     fn key(&self) -> (String, u64, bool, u64) {
         (self.case.clone(), self.bar, self.aligned, self.children)
     }
+}
+
+fn list(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn parse_list(v: &str) -> Option<Vec<u64>> {
+    v.split(',').map(str::parse).collect::<Result<_, _>>().ok()
+}
+
+/// (median, min, max) of a non-empty list.
+fn stats(v: &[u64]) -> (u64, u64, u64) {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let n = s.len();
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2
+    };
+    (median, s[0], s[n - 1])
+}
+
+/// Merges the records of one figure (same case, configuration and
+/// parameters, measured in several passes) into one, samples concatenated,
+/// in first-seen order.
+pub fn merge(records: Vec<Record>) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for r in records {
+        match out
+            .iter_mut()
+            .find(|o| o.config == r.config && o.key() == r.key())
+        {
+            Some(o) => {
+                o.samples.extend(r.samples);
+                o.then.extend(r.then);
+                o.faults = r.faults;
+                o.extra.extend(r.extra);
+            }
+            None => out.push(r),
+        }
+    }
+    out
 }
 
 /// `fixed / stock` median ratios, one per figure both configurations have.
@@ -173,11 +218,11 @@ pub fn table(records: &[Record]) -> String {
         } else {
             String::new()
         };
-        let then = ["exit_median_ns", "refault_median_ns"]
-            .iter()
-            .find_map(|k| r.extra.get(*k))
-            .and_then(|v| v.parse().ok())
-            .map_or(String::new(), ms);
+        let then = if r.then.is_empty() {
+            String::new()
+        } else {
+            ms(stats(&r.then).0)
+        };
         let entries = match (r.extra.get("ptes"), r.extra.get("pmds")) {
             (Some(p), Some(m)) => format!("{p}/{m}"),
             _ => String::new(),
@@ -243,6 +288,13 @@ pub fn json(records: &[Record], kernel: &str, accel: &str, repeats: usize) -> St
             r.children,
             r.faults
         );
+        if let (Some(name), false) = (r.then_name(), r.then.is_empty()) {
+            let (m, lo, hi) = stats(&r.then);
+            let _ = write!(
+                j,
+                ", \"{name}_median_ns\": {m}, \"{name}_min_ns\": {lo}, \"{name}_max_ns\": {hi}"
+            );
+        }
         for (k, v) in &r.extra {
             match v.parse::<u64>() {
                 Ok(n) => {
@@ -436,6 +488,7 @@ mod tests {
             faults: 32,
             extra: BTreeMap::from([("pmds".to_string(), "32".to_string())]),
             samples: samples.to_vec(),
+            then: Vec::new(),
         }
     }
 
@@ -446,6 +499,22 @@ mod tests {
         assert_eq!(Record::parse("ok 1 foo"), None);
         assert_eq!(r.stats(), (5, 1, 9));
         assert_eq!(rec("x", &[1, 2, 3, 10]).stats(), (2, 1, 10));
+    }
+
+    #[test]
+    fn passes_merge_and_then_round_trips() {
+        let mut a = rec("fixed", &[1, 2]);
+        a.case = "fork".into();
+        a.then = vec![7, 9];
+        assert_eq!(Record::parse(&a.line()), Some(a.clone()));
+        let mut b = a.clone();
+        b.samples = vec![3];
+        b.then = vec![8];
+        let m = merge(vec![a, rec("stock", &[4]), b]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].samples, vec![1, 2, 3]);
+        assert_eq!(stats(&m[0].then), (8, 7, 9));
+        assert!(json(&m, "k", "tcg", 3).contains("\"exit_median_ns\": 8"));
     }
 
     #[test]

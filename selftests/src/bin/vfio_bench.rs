@@ -8,11 +8,12 @@
 //! * `first_touch`: map the whole BAR (2 MiB aligned, or one page off so
 //!   that only 4 KiB entries fit), read every page once; time and faults;
 //! * `fork`: fork with the mapping populated; the time of `fork()`, and
-//!   (`exit_*` fields) of the child's immediate exit as `waitpid` sees it;
+//!   (second phase, `exit_*` in JSON) of the child's immediate exit as
+//!   `waitpid` sees it;
 //! * `revoke`: with N children holding the populated mapping, clear memory
 //!   enable (the time until the config write returns: the zap), then
 //!   re-enable and wait until every child has read every page again
-//!   (`refault_*` fields).
+//!   (second phase, `refault_*` in JSON).
 //!
 //! `vfio_bench report LOG...` runs on the host: it collects the records
 //! from the guest logs and writes the table (stdout), `--json` and `--svg`.
@@ -118,6 +119,7 @@ fn run(args: &[String]) -> Result<()> {
         faults: 0,
         extra: Default::default(),
         samples: Vec::new(),
+        then: Vec::new(),
     };
     for aligned in [true, false] {
         let r = first_touch(&dev, &bar, aligned, opt.repeats, counters.as_ref(), &base)?;
@@ -190,17 +192,6 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-fn put_stats(r: &mut Record, name: &str, samples: Vec<u64>) {
-    let s = Record {
-        samples,
-        ..r.clone()
-    }
-    .stats();
-    r.extra.insert(format!("{name}_median_ns"), s.0.to_string());
-    r.extra.insert(format!("{name}_min_ns"), s.1.to_string());
-    r.extra.insert(format!("{name}_max_ns"), s.2.to_string());
-}
-
 fn fork(
     dev: &Device,
     bar: &Region,
@@ -216,16 +207,14 @@ fn fork(
     };
     let map = Mapping::new(dev.fd(), bar, 0, bar.size as usize, place(aligned))?;
     touch(&map)?;
-    let mut exits = Vec::new();
     for _ in 0..repeats {
         let t = Instant::now();
         let pid = fork_run(|| 0)?;
         r.samples.push(ns(t.elapsed()));
         let t = Instant::now();
         wait_ok(pid)?;
-        exits.push(ns(t.elapsed()));
+        r.then.push(ns(t.elapsed()));
     }
-    put_stats(&mut r, "exit", exits);
     Ok(r)
 }
 
@@ -243,7 +232,6 @@ fn revoke(
         ..base.clone()
     };
     let map = Mapping::new(dev.fd(), bar, 0, bar.size as usize, Place::PmdAligned)?;
-    let mut refaults = Vec::new();
     for _ in 0..repeats {
         touch(&map)?;
         let mut fam = Family::spawn(children as usize, 0, 2, |m| {
@@ -264,13 +252,12 @@ fn revoke(
         dev.set_memory(true)?;
         fam.start(1);
         let reports = fam.collect(1, Duration::from_secs(600))?;
-        refaults.push(ns(t.elapsed()));
+        r.then.push(ns(t.elapsed()));
         fam.finish()?;
         if reports.iter().any(|p| p.sigbus != 0) {
             return Err(err!("a child got SIGBUS after memory was re-enabled"));
         }
     }
-    put_stats(&mut r, "refault", refaults);
     Ok(r)
 }
 
@@ -294,6 +281,7 @@ fn report(args: &[String]) -> Result<()> {
         let text = std::fs::read_to_string(l).map_err(|e| err!("read {l}: {e}"))?;
         records.extend(text.lines().filter_map(Record::parse));
     }
+    let records = bench::merge(records);
     if records.is_empty() {
         return Err(err!("no '# bench' records in {}", logs.join(" ")));
     }
