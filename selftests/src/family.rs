@@ -122,7 +122,7 @@ pub struct Report {
     pub who: u32,
     /// Which phase.
     pub phase: u32,
-    /// 1 if the pass got SIGBUS.
+    /// Pages whose read got SIGBUS.
     pub sigbus: u32,
     /// Pages read.
     pub pages: u32,
@@ -143,7 +143,7 @@ impl Report {
         Self {
             who,
             phase,
-            sigbus: s.sigbus.into(),
+            sigbus: s.sigbus,
             pages: s.pages,
             bad: s.bad,
             first_bad: s.first_bad,
@@ -156,7 +156,7 @@ impl Report {
     /// Back to a [`Seen`].
     pub fn seen(&self) -> Seen {
         Seen {
-            sigbus: self.sigbus != 0,
+            sigbus: self.sigbus,
             faults: self.faults,
             pages: self.pages,
             bad: self.bad,

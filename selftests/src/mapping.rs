@@ -232,10 +232,7 @@ impl Mapping {
             }
             all.pages += s.pages;
             all.bad += s.bad;
-            if s.sigbus {
-                all.sigbus = true;
-                break;
-            }
+            all.sigbus += s.sigbus;
         }
         all.faults = probe::minflt() - f0;
         all

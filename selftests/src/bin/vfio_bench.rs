@@ -240,7 +240,7 @@ fn revoke(
             m.report(
                 1,
                 &Seen {
-                    sigbus: !ok,
+                    sigbus: u32::from(!ok),
                     ..Seen::default()
                 },
             );

@@ -46,8 +46,14 @@ pub fn mismatch(want: Want, r: &Report, expect: &dyn Fn(usize) -> u32) -> Option
     };
     match want {
         Want::Sigbus => {
-            if r.sigbus != 0 {
+            if r.pages == 0 && r.sigbus != 0 {
                 None
+            } else if r.sigbus != 0 {
+                Some(format!(
+                    "read {} pages of device memory although {} got SIGBUS: the revoke \
+                     missed part of the mapping, which kept stale PTEs",
+                    r.pages, r.sigbus
+                ))
             } else if r.faults == 0 {
                 Some(format!(
                     "read {} pages of device memory with 0 faults instead of SIGBUS: \
@@ -62,7 +68,10 @@ pub fn mismatch(want: Want, r: &Report, expect: &dyn Fn(usize) -> u32) -> Option
                 ))
             }
         }
-        _ if r.sigbus != 0 => Some(format!("got SIGBUS after {} pages", r.pages)),
+        _ if r.sigbus != 0 => Some(format!(
+            "got SIGBUS on {} pages (read {})",
+            r.sigbus, r.pages
+        )),
         _ if r.bad != 0 => Some(bad_data()),
         Want::Inherited if r.faults != 0 => Some(format!(
             "took {} faults: expected 0, the PTEs should be inherited at fork",
@@ -90,7 +99,11 @@ pub fn describe(r: &Report) -> String {
     } else {
         format!("{} pages differ (e.g. {:#x})", r.bad, r.value)
     };
-    let end = if r.sigbus != 0 { ", then SIGBUS" } else { "" };
+    let end = if r.sigbus != 0 {
+        format!(", SIGBUS on {} pages", r.sigbus)
+    } else {
+        String::new()
+    };
     format!(
         "read {} pages, {} fault{}, {data}{end}",
         r.pages,
@@ -146,12 +159,13 @@ pub fn judge(
 mod tests {
     use super::*;
 
+    /// A pass over 512 pages: all SIGBUS, or all read.
     fn rep(sigbus: bool, faults: i64, bad: u32) -> Report {
         Report {
             who: 1,
-            sigbus: sigbus.into(),
+            sigbus: if sigbus { 512 } else { 0 },
             faults,
-            pages: 512,
+            pages: if sigbus { 0 } else { 512 },
             bad,
             ..Report::default()
         }
@@ -182,6 +196,27 @@ mod tests {
         assert!(mismatch(Want::Sigbus, &rep(false, 1, 0), E)
             .unwrap()
             .contains("re-inserted"));
+    }
+
+    #[test]
+    fn sigbus_on_every_page_or_partial_revoke() {
+        // Half the pages read, half SIGBUS: the revoke missed a part.
+        let r = Report {
+            sigbus: 256,
+            pages: 256,
+            ..rep(true, 256, 0)
+        };
+        let why = mismatch(Want::Sigbus, &r, E).unwrap();
+        assert!(
+            why.contains("missed part") && why.contains("stale"),
+            "{why}"
+        );
+        let r = Report {
+            sigbus: 512,
+            pages: 0,
+            ..rep(true, 512, 0)
+        };
+        assert_eq!(mismatch(Want::Sigbus, &r, E), None);
     }
 
     #[test]

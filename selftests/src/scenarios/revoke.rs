@@ -192,7 +192,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
             }
         }
         let s = map.pass(exp);
-        if s.sigbus || s.bad > 0 {
+        if s.sigbus > 0 || s.bad > 0 {
             return Err(err!("the parent cannot read back its own pattern: {s:?}"));
         }
     } else {
@@ -310,7 +310,7 @@ fn parent(phase: u32, map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Report {
         phase,
         ..Report::default()
     };
-    r.sigbus = s.sigbus.into();
+    r.sigbus = s.sigbus;
     r.faults = s.faults;
     r.pages = s.pages;
     r.bad = s.bad;
