@@ -188,13 +188,9 @@ impl Member<'_> {
 
     /// Reports what `phase` saw.
     pub fn report(&self, phase: usize, seen: &Seen) {
-        self.send(&Report::new(self.who, phase as u32, seen));
-    }
-
-    /// Sends a report the caller filled in itself.
-    pub fn send(&self, r: &Report) {
+        let r = Report::new(self.who, phase as u32, seen);
         // SAFETY: writes the bytes of a plain `repr(C)` record.
-        let n = unsafe { libc::write(self.report_fd, (r as *const Report).cast(), REPORT) };
+        let n = unsafe { libc::write(self.report_fd, (&raw const r).cast(), REPORT) };
         assert_eq!(n, REPORT as isize, "report pipe write");
     }
 }

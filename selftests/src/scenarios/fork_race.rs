@@ -35,7 +35,7 @@
 use super::{new_seed, word, Ctx, Verdict};
 use crate::err;
 use crate::error::{Context, Result};
-use crate::family::{fork_run, pipe, Family, Gate, Report, Shared};
+use crate::family::{fork_run, pipe, Family, Gate, Shared};
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{Mapping, Place, PMD};
 use crate::probe::{self, PAGE};
@@ -143,65 +143,6 @@ fn now_ns() -> i64 {
     // SAFETY: `ts` is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-/// What one process saw probing every page (unlike `Mapping::pass`, it
-/// does not stop at the first SIGBUS: each page is one probe).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Scan {
-    /// Pages that read (while memory is disabled, each one is an escape).
-    readable: u32,
-    /// Pages that got SIGBUS.
-    sigbus: u32,
-    /// Readable pages whose word was not the pattern.
-    bad: u32,
-    /// Minor faults taken during the scan.
-    faults: i64,
-}
-
-impl Scan {
-    fn of(map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Self {
-        let mut s = Scan::default();
-        let f0 = probe::minflt();
-        for p in map.pieces() {
-            for k in 0..p.len / PAGE {
-                // SAFETY: inside a piece of the mapping, page aligned, readable.
-                match unsafe { probe::load((p.addr + k * PAGE) as *const u32) } {
-                    None => s.sigbus += 1,
-                    Some(v) => {
-                        s.readable += 1;
-                        if v != exp(p.bar_offset / PAGE + k) {
-                            s.bad += 1;
-                        }
-                    }
-                }
-            }
-        }
-        s.faults = probe::minflt() - f0;
-        s
-    }
-
-    /// As a family report (`pages` = readable, `sigbus` = SIGBUS pages).
-    fn report(self, who: u32, phase: u32) -> Report {
-        Report {
-            who,
-            phase,
-            sigbus: self.sigbus,
-            pages: self.readable,
-            bad: self.bad,
-            faults: self.faults,
-            ..Report::default()
-        }
-    }
-
-    fn from_report(r: &Report) -> Self {
-        Scan {
-            readable: r.pages,
-            sigbus: r.sigbus,
-            bad: r.bad,
-            faults: r.faults,
-        }
-    }
 }
 
 /// The helper's answer: when its revoke returned, or why it did not revoke.
@@ -317,8 +258,8 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
     }
     let exp: &dyn Fn(usize) -> u32 = &|i| expected.get(i);
     let mut v = Verdict::default();
-    let s = Scan::of(&map, exp);
-    if s.readable as usize != pages || s.bad > 0 {
+    let s = map.pass(exp);
+    if s.pages as usize != pages || s.bad > 0 {
         return Err(err!("the parent cannot read back its own pattern: {s:?}"));
     }
     diag(&format!(
@@ -341,11 +282,10 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
     let mut fam = Family::spawn(1, 0, 3, |m| {
         expected.touch();
         probe::warm_up();
-        let _ = Scan::of(&scratch, exp);
+        let _ = scratch.pass(exp);
         for phase in 1..3 {
             m.wait(phase);
-            let r = Scan::of(&map, exp).report(m.who, phase as u32);
-            m.send(&r);
+            m.report(phase, &map.pass(exp));
         }
     })?;
     let forked_ns = now_ns();
@@ -400,21 +340,21 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
 
     // Memory is disabled: every page, in both processes, must fault and
     // get SIGBUS.
-    let parent = Scan::of(&map, exp);
+    let parent = map.pass(exp);
     fam.start(1);
-    let child = Scan::from_report(&fam.collect(1, PHASE_LIMIT)?[0]);
+    let child = fam.collect(1, PHASE_LIMIT)?[0].seen();
     diag(&format!(
         "after fork and revoke: parent {}/{pages} pages readable, {} SIGBUS; \
          child {}/{pages} readable, {} SIGBUS",
-        parent.readable, parent.sigbus, child.readable, child.sigbus
+        parent.pages, parent.sigbus, child.pages, child.sigbus
     ));
-    if parent.readable > 0 || parent.sigbus as usize != pages {
+    if parent.pages > 0 || parent.sigbus as usize != pages {
         v.fail(format!(
             "the parent read {} of {pages} pages after the revoke (SIGBUS on {})",
-            parent.readable, parent.sigbus
+            parent.pages, parent.sigbus
         ));
     }
-    if child.readable > 0 || child.sigbus as usize != pages {
+    if child.pages > 0 || child.sigbus as usize != pages {
         let entry = match window {
             Some(Window::Pmd) => "PMD (the copy_huge_pmd() race, kernel/patches/0006)",
             _ => "PTE",
@@ -422,25 +362,25 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
         v.fail(format!(
             "ESCAPE: the child read {} of {pages} pages of the revoked BAR after fork and \
              revoke had both returned (SIGBUS on {}): fork gave it a stale {entry} entry",
-            child.readable, child.sigbus
+            child.pages, child.sigbus
         ));
     }
 
     // Memory back: every page faults in again, with the pattern.
     dev.set_memory(true)?;
-    let parent2 = Scan::of(&map, exp);
+    let parent2 = map.pass(exp);
     fam.start(2);
-    let child2 = Scan::from_report(&fam.collect(2, PHASE_LIMIT)?[0]);
+    let child2 = fam.collect(2, PHASE_LIMIT)?[0].seen();
     diag(&format!(
         "after re-enable: parent {}/{pages} readable in {} faults; child {}/{pages} in {} faults",
-        parent2.readable, parent2.faults, child2.readable, child2.faults
+        parent2.pages, parent2.faults, child2.pages, child2.faults
     ));
     for (who, s) in [("parent", parent2), ("child", child2)] {
-        if s.readable as usize != pages || s.bad > 0 || s.faults == 0 {
+        if s.pages as usize != pages || s.bad > 0 || s.faults == 0 {
             v.fail(format!(
                 "after re-enable the {who} read {} of {pages} pages ({} wrong) in {} faults; \
                  expected all, with the pattern, after faulting",
-                s.readable, s.bad, s.faults
+                s.pages, s.bad, s.faults
             ));
         }
     }
@@ -455,7 +395,7 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
         ctx.driver(),
         window.map_or("none", Window::function),
         inside,
-        child.readable
+        child.pages
     );
     Ok(v.outcome())
 }
