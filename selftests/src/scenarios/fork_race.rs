@@ -356,12 +356,12 @@ pub fn run(ctx: &Ctx, path: Path, kind: Kind) -> Result<Outcome> {
     }
     if child.pages > 0 || child.sigbus as usize != pages {
         let entry = match window {
-            Some(Window::Pmd) => "PMD (the copy_huge_pmd() race, kernel/patches/0006)",
-            _ => "PTE",
+            Some(Window::Pmd) => "PMD entry (the copy_huge_pmd() race, kernel/patches/0006)",
+            _ => "PTE entry",
         };
         v.fail(format!(
             "ESCAPE: the child read {} of {pages} pages of the revoked BAR after fork and \
-             revoke had both returned (SIGBUS on {}): fork gave it a stale {entry} entry",
+             revoke had both returned (SIGBUS on {}): fork gave it a stale {entry}",
             child.pages, child.sigbus
         ));
     }
