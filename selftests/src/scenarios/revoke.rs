@@ -294,7 +294,14 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     }
     if let (Some(d), Some(before)) = (counters, before) {
         if revoke != Revoke::Unplug {
-            check_counters(&mut v, revoke, r1.len(), &d.counters()?.since(&before));
+            let pages = map.len() / PAGE;
+            check_counters(
+                &mut v,
+                revoke,
+                r1.len(),
+                pages,
+                &d.counters()?.since(&before),
+            );
         }
     } else {
         diag("no vfio_variant counters for this driver: checked ru_minflt only");
@@ -405,26 +412,36 @@ fn finish_unplug(mut child: Child, binding: &Binding) -> Result<()> {
     Ok(())
 }
 
-/// The variant's counters must have seen the revoke, the SIGBUS faults and
-/// the refaults of `procs` processes.
-fn check_counters(v: &mut Verdict, revoke: Revoke, procs: usize, d: &sysfs::Counters) {
+/// The variant's counters must have seen the revoke, a SIGBUS for every
+/// page of every process while memory was off (each probe is one fault),
+/// and, net of those, at least one fault per process to map it again.
+fn check_counters(
+    v: &mut Verdict,
+    revoke: Revoke,
+    procs: usize,
+    pages: usize,
+    d: &sysfs::Counters,
+) {
     diag(&format!("counters moved by: {d}"));
     let procs = procs as u64;
     v.check(d.zaps >= 1, || {
         format!("counters: zaps +{}: the revoke was not counted", d.zaps)
     });
-    v.check(d.faults >= procs, || {
-        format!(
-            "counters: faults +{} for {procs} processes that had to fault again",
-            d.faults
-        )
-    });
     if revoke == Revoke::MemDisable {
-        v.check(d.sigbus >= procs, || {
+        let want = procs * pages as u64;
+        v.check(d.sigbus == want, || {
             format!(
-                "counters: sigbus +{} for {procs} processes that got SIGBUS",
+                "counters: sigbus +{}, expected {want} ({procs} processes x {pages} pages, \
+                 each probed once while memory was off)",
                 d.sigbus
             )
         });
     }
+    let refaults = d.faults.saturating_sub(d.sigbus);
+    v.check(refaults >= procs, || {
+        format!(
+            "counters: {refaults} faults besides the SIGBUS ones for {procs} processes \
+             that each had to fault the BAR back in"
+        )
+    });
 }
