@@ -9,6 +9,9 @@
 //!   made from then on use (existing mappings keep theirs).
 //! * `pte_only`: `1` if fixed-mode faults insert no PMD entries (module
 //!   parameter `pte_only`), else `0`.
+//! * `present`: read by a process, the number of pages of its own mappings
+//!   of the device that have a page table entry right now (tests use it to
+//!   see what a revocation left behind without faulting anything in).
 
 use crate::device::{DevRef, Mode};
 use kernel::{
@@ -29,6 +32,7 @@ pub(crate) fn create(parent: &Dir, name: &CStr, dev: DevRef) -> Result<Pin<KBox<
             dir.write_only_callback_file(c"revoke", dev, &revoke);
             dir.read_write_callback_file(c"mode", dev, &show_mode, &set_mode);
             dir.read_callback_file(c"pte_only", dev, &show_pte_only);
+            dir.read_callback_file(c"present", dev, &show_present);
         }),
         GFP_KERNEL,
     )
@@ -68,6 +72,13 @@ fn show_mode(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn show_pte_only(_dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "{}", u8::from(!crate::fixed::pmds_allowed()))
+}
+
+fn show_present(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match crate::mm::present_pages(dev.core().as_ptr().cast()) {
+        Some(n) => writeln!(f, "{n}"),
+        None => writeln!(f, "-1"),
+    }
 }
 
 fn set_mode(dev: &DevRef, r: &mut UserSliceReader) -> Result {

@@ -4,7 +4,13 @@
 //! crate does not cover yet: `vm_fault`, `vm_operations_struct`, PFN
 //! insertion, moving a vma to another file, and PTE presence lookups.
 
-use kernel::{bindings, fs::File, mm::virt::VmaRef, prelude::*, sync::aref::ARef};
+use kernel::{
+    bindings,
+    fs::File,
+    mm::virt::{self, VmaRef},
+    prelude::*,
+    sync::aref::ARef,
+};
 
 /// A `vm_fault_t` result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,4 +212,39 @@ pub(crate) fn lookup_pfn(vma: &VmaRef, addr: usize) -> Option<Present> {
     // SAFETY: paired with the successful `follow_pfnmap_start` above.
     unsafe { bindings::follow_pfnmap_end(&mut args) };
     Some(found)
+}
+
+/// Pages with a present PFN entry in the calling process's vmas that map
+/// the device whose core is `private` (the `vm_private_data` that
+/// `vfio_pci_core_mmap()` sets), looked up without faulting anything in.
+/// `None` for a caller without an mm (a kernel thread).
+///
+/// Userspace has no other way to see these entries: `/proc/PID/pagemap`
+/// and `mincore()` report VM_PFNMAP vmas as holes (`walk_page_test()`).
+pub(crate) fn present_pages(private: *mut c_void) -> Option<usize> {
+    let task = kernel::current!();
+    let mm = task.mm()?;
+    let guard = mm.mmap_read_lock();
+    let mut present = 0;
+    let mut addr = 0;
+    loop {
+        // SAFETY: `guard` holds the mmap read lock of `mm`; any address is
+        // a valid argument.
+        let raw = unsafe { bindings::find_vma(mm.as_raw(), addr) };
+        if raw.is_null() {
+            break;
+        }
+        // SAFETY: a vma found under the mmap read lock stays valid while
+        // `guard` is held, which outlives this borrow.
+        let vma = unsafe { VmaRef::from_raw(raw) };
+        if private_data(vma) == private && vma.flags() & virt::flags::PFNMAP != 0 {
+            present += (vma.start()..vma.end())
+                .step_by(crate::region::PAGE_SIZE)
+                .filter(|&a| lookup_pfn(vma, a).is_some())
+                .count();
+        }
+        addr = vma.end();
+    }
+    drop(guard);
+    Some(present)
 }

@@ -132,8 +132,9 @@ pub struct Report {
     pub first_bad: u32,
     /// Value read (first bad page, else page 0).
     pub value: u32,
-    /// Padding, zero.
-    pub pad: u32,
+    /// Pages with a page table entry before the pass (`NOT_MEASURED`
+    /// where the driver cannot say).
+    pub present: u32,
     /// Minor faults taken by the pass.
     pub faults: i64,
 }
@@ -148,7 +149,7 @@ impl Report {
             bad: s.bad,
             first_bad: s.first_bad,
             value: s.value,
-            pad: 0,
+            present: s.present,
             faults: s.faults,
         }
     }
@@ -157,6 +158,7 @@ impl Report {
     pub fn seen(&self) -> Seen {
         Seen {
             sigbus: self.sigbus,
+            present: self.present,
             faults: self.faults,
             pages: self.pages,
             bad: self.bad,

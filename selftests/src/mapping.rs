@@ -219,7 +219,10 @@ impl Mapping {
     /// page's index in the BAR.
     pub fn pass(&self, expect: &dyn Fn(usize) -> u32) -> Seen {
         let f0 = probe::minflt();
-        let mut all = Seen::default();
+        let mut all = Seen {
+            present: probe::NOT_MEASURED,
+            ..Seen::default()
+        };
         for p in &self.pieces {
             let first = p.bar_offset / PAGE;
             // SAFETY: each piece is mapped readable and page aligned.

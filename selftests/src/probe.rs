@@ -116,6 +116,9 @@ pub fn minflt() -> i64 {
 pub struct Seen {
     /// Pages whose load got SIGBUS (the pass goes on: every page is probed).
     pub sigbus: u32,
+    /// Pages with a page table entry before the pass touched them, as the
+    /// driver reports it ([`NOT_MEASURED`] where it cannot).
+    pub present: u32,
     /// Minor faults taken during the pass.
     pub faults: i64,
     /// Pages read successfully.
@@ -131,6 +134,11 @@ pub struct Seen {
 /// Page size.
 pub const PAGE: usize = 4096;
 
+/// `present` of a pass whose page table entries were not looked at
+/// (stock vfio-pci offers no way: pagemap and mincore() show PFN maps as
+/// holes).
+pub const NOT_MEASURED: u32 = u32::MAX;
+
 /// Reads the first word of every page of `[base, base + len)`, comparing
 /// page `i` with `expect(i)`. A page that gets SIGBUS is counted and the
 /// pass goes on, so that a revocation that missed part of a mapping shows.
@@ -144,7 +152,10 @@ pub const PAGE: usize = 4096;
 ///
 /// `[base, base + len)` must be mapped readable, page aligned.
 pub unsafe fn pass(base: *const u8, len: usize, expect: &dyn Fn(usize) -> u32) -> Seen {
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        present: NOT_MEASURED,
+        ..Seen::default()
+    };
     let f0 = minflt();
     for i in 0..len / PAGE {
         // SAFETY: inside the mapping per the caller; page aligned.

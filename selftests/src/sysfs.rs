@@ -214,6 +214,17 @@ impl Debugfs {
             == "1")
     }
 
+    /// Pages of the calling process's mappings of the device that have a
+    /// page table entry now (vfio_variant's `present`: it looks them up
+    /// without faulting).
+    pub fn present(&self) -> Result<u32> {
+        let p = self.dir.join("present");
+        let s = fs::read_to_string(&p).ctx(format!("read {}", p.display()))?;
+        s.trim()
+            .parse()
+            .map_err(|_| err!("{}: '{}' is not a count", p.display(), s.trim()))
+    }
+
     /// Sets the mode for new mappings.
     pub fn set_mode(&self, mode: &str) -> Result<()> {
         write_file(self.dir.join("mode"), mode)

@@ -44,6 +44,21 @@ pub fn mismatch(want: Want, r: &Report, expect: &dyn Fn(usize) -> u32) -> Option
             r.bad
         )
     };
+    let measured = r.present != crate::probe::NOT_MEASURED;
+    let revoked = matches!(want, Want::Sigbus | Want::Refaulted);
+    if measured && revoked && r.present != 0 {
+        return Some(format!(
+            "still had {} pages mapped right after the revoke, before touching them \
+             (driver's page table lookup): the revoke missed them, stale PTEs",
+            r.present
+        ));
+    }
+    if measured && want == Want::Inherited && r.present < r.pages {
+        return Some(format!(
+            "had only {} of {} pages mapped right after fork: expected every entry inherited",
+            r.present, r.pages
+        ));
+    }
     match want {
         Want::Sigbus => {
             if r.pages == 0 && r.sigbus != 0 {
@@ -167,6 +182,7 @@ mod tests {
             faults,
             pages: if sigbus { 0 } else { 512 },
             bad,
+            present: crate::probe::NOT_MEASURED,
             ..Report::default()
         }
     }
@@ -196,6 +212,24 @@ mod tests {
         assert!(mismatch(Want::Sigbus, &rep(false, 1, 0), E)
             .unwrap()
             .contains("re-inserted"));
+    }
+
+    #[test]
+    fn entries_left_after_a_revoke_fail() {
+        let r = Report {
+            present: 256,
+            ..rep(false, 1, 0)
+        };
+        let why = mismatch(Want::Refaulted, &r, E).unwrap();
+        assert!(why.contains("256 pages") && why.contains("stale"), "{why}");
+        assert!(mismatch(Want::Refaulted, &Report { present: 0, ..r }, E).is_none());
+        let inh = Report {
+            present: 100,
+            ..rep(false, 0, 0)
+        };
+        assert!(mismatch(Want::Inherited, &inh, E)
+            .unwrap()
+            .contains("only 100 of 512"));
     }
 
     #[test]

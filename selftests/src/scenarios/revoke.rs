@@ -22,8 +22,9 @@ use crate::error::{Context, Result};
 use crate::family::{Family, Report, Shared};
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{Mapping, Place};
+use crate::probe::Seen;
 use crate::probe::{self, PAGE};
-use crate::sysfs::{self, Binding};
+use crate::sysfs::{self, Binding, Debugfs};
 use crate::vfio::{Device, Path, Region};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -222,6 +223,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         Some(Revoke::MemDisable) => 3,
         Some(_) => 2,
     };
+    let dbg = ctx.debugfs();
     let scratch = Mapping::scratch(exp)?;
     let mut fam = Family::spawn(spec.children, spec.grandchildren, phases, |m| {
         // Take this process's first-touch faults (stack, data, the shared
@@ -229,10 +231,10 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         expected.touch();
         probe::warm_up();
         let _ = scratch.pass(exp);
+        let _ = dbg.as_ref().map(Debugfs::present);
         for phase in 0..phases {
             m.wait(phase);
-            let s = map.pass(exp);
-            m.report(phase, &s);
+            m.report(phase, &pass(&map, exp, dbg.as_ref()));
         }
     })?;
     let mut v = Verdict::default();
@@ -241,7 +243,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         v.judge("after fork", Want::Inherited, &r0, exp);
     } else {
         v.judge("after fork, untouched", Want::Faulted, &r0, exp);
-        let p = parent(0, &map, exp);
+        let p = parent(0, &map, exp, dbg.as_ref());
         v.judge("parent's first touch", Want::Faulted, &[p], exp);
     }
     let Some(revoke) = spec.revoke else {
@@ -254,19 +256,19 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     let p1 = match revoke {
         Revoke::MemDisable => {
             dev.set_memory(false)?;
-            parent(1, &map, exp)
+            parent(1, &map, exp, dbg.as_ref())
         }
         Revoke::Reset => {
             dev.reset()?;
             reload_expected(&dev, &bar, &expected, seed)?;
-            parent(1, &map, exp)
+            parent(1, &map, exp, dbg.as_ref())
         }
         Revoke::Driver => {
             counters
                 .as_ref()
                 .ok_or_else(|| err!("no debugfs"))?
                 .revoke()?;
-            parent(1, &map, exp)
+            parent(1, &map, exp, dbg.as_ref())
         }
         Revoke::Unplug => {
             *remover = Some(sysfs::start_remove(&ctx.bdf)?);
@@ -283,7 +285,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     }
     if revoke == Revoke::MemDisable {
         dev.set_memory(true)?;
-        let p2 = parent(2, &map, exp);
+        let p2 = parent(2, &map, exp, dbg.as_ref());
         fam.start(2);
         let mut r2 = fam.collect(2, PHASE_LIMIT)?;
         r2.insert(0, p2);
@@ -309,15 +311,25 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     Ok(v.outcome())
 }
 
+/// A pass over `map`, with the pages that had an entry before it as the
+/// driver reports them (vfio_variant), else `NOT_MEASURED`.
+fn pass(map: &Mapping, exp: &dyn Fn(usize) -> u32, dbg: Option<&Debugfs>) -> Seen {
+    let present = dbg.and_then(|d| d.present().ok());
+    let mut s = map.pass(exp);
+    s.present = present.unwrap_or(probe::NOT_MEASURED);
+    s
+}
+
 /// The parent's own pass, as a report from process 0.
-fn parent(phase: u32, map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Report {
-    let s = map.pass(exp);
+fn parent(phase: u32, map: &Mapping, exp: &dyn Fn(usize) -> u32, dbg: Option<&Debugfs>) -> Report {
+    let s = pass(map, exp, dbg);
     let mut r = Report {
         who: 0,
         phase,
         ..Report::default()
     };
     r.sigbus = s.sigbus;
+    r.present = s.present;
     r.faults = s.faults;
     r.pages = s.pages;
     r.bad = s.bad;
@@ -361,6 +373,7 @@ fn wait_revoked(map: &Mapping, exp: &dyn Fn(usize) -> u32) -> Result<Report> {
                 who: 0,
                 phase: 1,
                 faults,
+                present: probe::NOT_MEASURED,
                 ..Report::default()
             };
             match v {
