@@ -25,16 +25,16 @@ mod tests {
     const STATUS: usize = bindings::PCI_STATUS as usize;
     const BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
 
-    fn fresh() -> (KBox<Template>, KBox<ConfigSpace>) {
-        let t = KBox::new(Template::new(&ID, &BARS), GFP_KERNEL).unwrap();
-        let mut c = KBox::new(ConfigSpace::zeroed(), GFP_KERNEL).unwrap();
+    fn fresh() -> Result<(KBox<Template>, KBox<ConfigSpace>)> {
+        let t = KBox::new(Template::new(&ID, &BARS), GFP_KERNEL)?;
+        let mut c = KBox::new(ConfigSpace::zeroed(), GFP_KERNEL)?;
         c.reset(&t);
-        (t, c)
+        Ok((t, c))
     }
 
     #[test]
-    fn ids_are_read_only() {
-        let (t, mut c) = fresh();
+    fn ids_are_read_only() -> Result {
+        let (t, mut c) = fresh()?;
         assert_eq!(c.read(0, 4), 0xf00d_1234);
         assert_eq!(
             c.read(bindings::PCI_CLASS_REVISION as usize, 4),
@@ -54,11 +54,12 @@ mod tests {
         );
         // Extended configuration space is an empty capability list.
         assert_eq!(c.read(0x100, 4), 0);
+        Ok(())
     }
 
     #[test]
-    fn bar_sizing_reads_back_size_masks() {
-        let (t, mut c) = fresh();
+    fn bar_sizing_reads_back_size_masks() -> Result {
+        let (t, mut c) = fresh()?;
         for bar in 0..6 {
             c.write(&t, BAR0 + 4 * bar, 4, 0xffff_ffff);
         }
@@ -76,21 +77,23 @@ mod tests {
         c.write(&t, BAR0 + 4, 4, 0);
         assert_eq!(c.read(BAR0, 4), 0x4020_000c);
         assert_eq!(c.read(BAR0 + 4, 4), 0);
+        Ok(())
     }
 
     #[test]
-    fn command_keeps_only_writable_bits() {
-        let (t, mut c) = fresh();
+    fn command_keeps_only_writable_bits() -> Result {
+        let (t, mut c) = fresh()?;
         c.write(&t, COMMAND, 2, 0xffff);
         assert_eq!(c.read(COMMAND, 2), u32::from(COMMAND_WRITABLE));
         assert_eq!(c.read(COMMAND, 2) & bindings::PCI_COMMAND_IO, 0);
         c.write(&t, COMMAND, 2, 0);
         assert_eq!(c.read(COMMAND, 2), 0);
+        Ok(())
     }
 
     #[test]
-    fn status_errors_are_write_one_to_clear() {
-        let (t, mut c) = fresh();
+    fn status_errors_are_write_one_to_clear() -> Result {
+        let (t, mut c) = fresh()?;
         let cap = bindings::PCI_STATUS_CAP_LIST;
         assert_eq!(c.read(STATUS, 2), cap);
         c.raise_status(STATUS_W1C);
@@ -102,15 +105,16 @@ mod tests {
         assert_eq!(c.read(STATUS, 2), cap | left);
         c.write(&t, STATUS, 2, 0xffff);
         assert_eq!(c.read(STATUS, 2), cap);
+        Ok(())
     }
 
     #[test]
-    fn capability_list_has_pm_then_pcie() {
-        let (_t, c) = fresh();
+    fn capability_list_has_pm_then_pcie() -> Result {
+        let (_t, c) = fresh()?;
         let mut at = c.read(bindings::PCI_CAPABILITY_LIST as usize, 1) as usize;
         let mut found = KVec::new();
         while at != 0 {
-            found.push(c.read(at, 1), GFP_KERNEL).unwrap();
+            found.push(c.read(at, 1), GFP_KERNEL)?;
             at = c.read(at + 1, 1) as usize;
             assert!(found.len() < 8);
         }
@@ -124,9 +128,10 @@ mod tests {
             bindings::PCI_EXP_TYPE_RC_END
         );
         let devcap = c.read(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, 4);
-        assert_ne!(devcap & bindings::PCI_EXP_DEVCAP_FLR, 0);
+        assert!(devcap & bindings::PCI_EXP_DEVCAP_FLR != 0);
         let pmcsr = c.read(PM_CAP + bindings::PCI_PM_CTRL as usize, 2);
         assert_eq!(pmcsr & bindings::PCI_PM_CTRL_NO_SOFT_RESET, 0);
+        Ok(())
     }
 
     fn program(t: &Template, c: &mut ConfigSpace) {
@@ -135,8 +140,8 @@ mod tests {
     }
 
     #[test]
-    fn d3hot_to_d0_resets_the_function() {
-        let (t, mut c) = fresh();
+    fn d3hot_to_d0_resets_the_function() -> Result {
+        let (t, mut c) = fresh()?;
         let pmcsr = PM_CAP + bindings::PCI_PM_CTRL as usize;
         program(&t, &mut c);
         assert_eq!(c.write(&t, pmcsr, 2, 3), Effect::None);
@@ -150,11 +155,12 @@ mod tests {
         program(&t, &mut c);
         assert_eq!(c.write(&t, pmcsr, 2, 0), Effect::None);
         assert_eq!(c.read(COMMAND, 2), bindings::PCI_COMMAND_MEMORY);
+        Ok(())
     }
 
     #[test]
-    fn flr_resets_and_reads_as_zero() {
-        let (t, mut c) = fresh();
+    fn flr_resets_and_reads_as_zero() -> Result {
+        let (t, mut c) = fresh()?;
         let devctl = EXP_CAP + bindings::PCI_EXP_DEVCTL as usize;
         program(&t, &mut c);
         let flr = bindings::PCI_EXP_DEVCTL_BCR_FLR;
@@ -162,5 +168,6 @@ mod tests {
         assert_eq!(c.read(devctl, 2) & flr, 0);
         assert_eq!(c.read(COMMAND, 2), 0);
         assert_eq!(c.read(BAR0, 4), 0xc);
+        Ok(())
     }
 }

@@ -130,8 +130,8 @@ mod tests {
     };
 
     #[test]
-    fn default_layout_nests_and_aligns() {
-        let l = Layout::new(0x4000_0000, 256 * MIB, DEFAULT).unwrap();
+    fn default_layout_nests_and_aligns() -> Result<(), LayoutError> {
+        let l = Layout::new(0x4000_0000, 256 * MIB, DEFAULT)?;
         assert_eq!(l.stride(), 4 * MIB);
         assert_eq!(l.slots(), MAX_SLOTS);
         for s in 0..l.slots() {
@@ -143,19 +143,21 @@ mod tests {
             assert_eq!(l.bar2(s), l.bar0(s) + DEFAULT.bar0);
             assert!(l.bar2(s) + DEFAULT.bar2 <= l.bar0(s) + l.stride());
         }
+        Ok(())
     }
 
     #[test]
-    fn larger_bar2_goes_first() {
+    fn larger_bar2_goes_first() -> Result<(), LayoutError> {
         let bars = BarSizes {
             bar0: 4096,
             bar2: MIB,
         };
-        let l = Layout::new(0x4000_0000, 8 * MIB, bars).unwrap();
+        let l = Layout::new(0x4000_0000, 8 * MIB, bars)?;
         assert_eq!(l.bar2(0), 0x4000_0000);
         assert_eq!(l.bar0(0), 0x4000_0000 + MIB);
         assert_eq!(l.stride(), 2 * MIB);
         assert_eq!(l.slots(), 4);
+        Ok(())
     }
 
     #[test]
@@ -177,12 +179,12 @@ mod tests {
     }
 
     #[test]
-    fn one_gib_bar_needs_no_whole_stride() {
+    fn one_gib_bar_needs_no_whole_stride() -> Result<(), LayoutError> {
         let bars = BarSizes {
             bar0: 1024 * MIB,
             bar2: 64 * 1024,
         };
-        let l = Layout::new(0x4000_0000, 1088 * MIB, bars).unwrap();
+        let l = Layout::new(0x4000_0000, 1088 * MIB, bars)?;
         assert_eq!(l.slots(), 1);
         assert_eq!(l.bar0(0), 0x4000_0000);
         assert_eq!(l.bar2(0), 0x8000_0000);
@@ -192,12 +194,14 @@ mod tests {
                 need: 1024 * MIB + 64 * 1024
             })
         );
+        Ok(())
     }
 
     #[test]
-    fn bar2_stays_below_4g() {
-        let l = Layout::new(0xff00_0000, 256 * MIB, DEFAULT).unwrap();
+    fn bar2_stays_below_4g() -> Result<(), LayoutError> {
+        let l = Layout::new(0xff00_0000, 256 * MIB, DEFAULT)?;
         assert_eq!(l.slots(), 4);
         assert_eq!(l.bar2(3) + DEFAULT.bar2, 0xff00_0000 + 14 * MIB + 64 * 1024);
+        Ok(())
     }
 }

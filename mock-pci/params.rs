@@ -139,10 +139,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid() {
-        let s = validate(&defaults()).unwrap();
+    fn defaults_are_valid() -> Result {
+        let s = validate(&defaults())?;
         assert_eq!(s.num_devs, 2);
         assert_eq!(s.layout.bar0(1), 0x4040_0000);
+        Ok(())
     }
 
     #[test]
