@@ -3,12 +3,23 @@
 //! What each configuration of `make selftest` must show, and the judgement
 //! of a run against it (used by `ktap_expect`).
 //!
+//! [`TESTS`] is the canonical list: one row per test with what the fixed
+//! variant, stock vfio-pci and legacy mode must each show. A run passes only
+//! if every configuration printed exactly the selected tests (none missing,
+//! none extra, none twice), each as its row says, and its exit code agrees
+//! with its results.
+//!
 //! * `fixed` (vfio_variant): every test passes.
-//! * `stock` (vfio-pci through driver_override): every test that applies
-//!   passes; the variant-only tests skip.
+//! * `stock` (vfio-pci through driver_override): every test passes, except
+//!   the variant-only ones, which must skip and say why.
 //! * `legacy` (vfio_variant, pre-2024 design): the fork and revoke tests
-//!   must FAIL (that is the bug), everything else passes. If legacy passes a
+//!   must FAIL with the bug's symptom, naming the forked process that kept
+//!   access (that is the bug), everything else passes. If legacy passes a
 //!   fork+revoke test, the tests no longer catch the bug: the run fails.
+//!
+//! A test may also skip where the device lacks the feature it exercises
+//! (QEMU's ivshmem has no reset method), but never on the mock device,
+//! which has them all.
 //!
 //! The guest prints each configuration's KTAP between marker lines:
 //!
@@ -20,6 +31,7 @@
 //! ```
 
 use crate::ktap::{self, Document, Status};
+use std::collections::BTreeMap;
 
 /// A configuration of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,82 +63,199 @@ impl Config {
     }
 }
 
-/// A test legacy mode must fail: why, and a phrase its failure message
-/// must contain (so that a legacy failure for another reason, say an open
-/// error, does not count as the bug being caught).
-struct LegacyFail {
-    test: &'static str,
-    why: &'static str,
-    symptom: &'static str,
+/// The device the run used: the mock device has every feature the tests
+/// exercise, so no test may skip for a missing feature on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// mock-pci's 1234:f00d.
+    Mock,
+    /// Any other device (QEMU's ivshmem).
+    Other,
 }
 
-const fn lf(test: &'static str, why: &'static str, symptom: &'static str) -> LegacyFail {
-    LegacyFail { test, why, symptom }
+/// What one configuration must show for one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Must {
+    /// `ok`.
+    Pass,
+    /// `ok # SKIP` with a reason containing this phrase: the test does not
+    /// apply to the driver.
+    Skip(&'static str),
+    /// `not ok` with a reason containing `symptom` (the bug, not some other
+    /// error); `why` says what the bug is.
+    Fail {
+        why: &'static str,
+        symptom: &'static str,
+    },
+}
+
+/// One test of the canonical list.
+struct Row {
+    /// The name, without the `_group`/`_cdev` suffix of per-path tests.
+    base: &'static str,
+    /// Run once per VFIO path (named `<base>_<path>`).
+    per_path: bool,
+    /// An unplug test (left out with `--no-unplug`).
+    unplug: bool,
+    fixed: Must,
+    stock: Must,
+    legacy: Must,
+    /// The phrase of the skip reason a device without this test's feature
+    /// gives; such a skip is accepted on devices other than the mock.
+    lacks: Option<&'static str>,
 }
 
 /// The stale-access symptom printed by the fork tests.
 const STALE: &str = "stale";
 
-const LEGACY_FAILS: &[LegacyFail] = &[
-    lf(
-        "fork_mem_disable",
-        "the child keeps stale PTEs after COMMAND.MEM clear",
-        STALE,
-    ),
-    lf(
-        "fork_reset",
-        "the child keeps stale PTEs across VFIO_DEVICE_RESET",
-        STALE,
-    ),
-    lf(
-        "fork_driver_revoke",
-        "the revoke walks the vma list, which lacks the child",
-        STALE,
-    ),
-    lf(
-        "many_children",
-        "no forked process is on the vma list",
-        STALE,
-    ),
-    lf(
-        "vma_split",
-        "the forked halves are not on the vma list",
-        STALE,
-    ),
-    lf(
-        "vma_mremap",
-        "the forked, moved vma is not on the vma list",
-        STALE,
-    ),
-    lf(
-        "fork_unplug",
-        "the child keeps access after the unplug revoke",
-        STALE,
-    ),
-    lf(
-        "fork_race_pmd",
-        "legacy's revoke waits for the forking parent's mmap_lock, then misses the child",
-        STALE,
-    ),
-    lf(
-        "fork_race_pte",
-        "legacy's revoke waits for the forking parent's mmap_lock, then misses the child",
-        STALE,
-    ),
-    lf(
-        "whole_vma",
-        "legacy inserts one page per fault",
-        "insert the whole vma",
-    ),
+/// Legacy mode fails with stale access, for this reason.
+const fn stale(why: &'static str) -> Must {
+    Must::Fail {
+        why,
+        symptom: STALE,
+    }
+}
+
+/// A fork+revoke test: the fixed variant and stock pass, legacy shows `why`.
+const fn revoke(base: &'static str, why: &'static str) -> Row {
+    Row {
+        base,
+        per_path: true,
+        unplug: false,
+        fixed: Must::Pass,
+        stock: Must::Pass,
+        legacy: stale(why),
+        lacks: None,
+    }
+}
+
+/// A test every configuration passes.
+const fn passes(base: &'static str) -> Row {
+    Row {
+        legacy: Must::Pass,
+        ..revoke(base, "")
+    }
+}
+
+/// Why stock vfio-pci skips the variant's debugfs tests.
+const NEEDS_DEBUGFS: &str = "needs vfio_variant's debugfs";
+/// Legacy's revoke walks its own vma list, which forked vmas never join.
+const NOT_LISTED: &str = "the revoke walks the vma list, which lacks the forked vmas";
+/// The core's revoke reaches legacy vmas only through the variant's wrappers,
+/// which zap the list: the child is not on it.
+const CHILD_KEEPS: &str = "the child inherits PTEs that no revoke reaches";
+/// Legacy's revoke takes the forking parent's mmap_lock, so it lands after
+/// fork and misses the child.
+const RACE: &str =
+    "legacy's revoke waits for the forking parent's mmap_lock, then misses the child";
+
+/// The canonical list of tests, in run order within a path.
+const TESTS: &[Row] = &[
+    passes("inherit"),
+    revoke("fork_mem_disable", CHILD_KEEPS),
+    Row {
+        lacks: Some("has no reset method"),
+        ..revoke("fork_reset", CHILD_KEEPS)
+    },
+    Row {
+        stock: Must::Skip(NEEDS_DEBUGFS),
+        ..revoke("fork_driver_revoke", NOT_LISTED)
+    },
+    revoke("many_children", NOT_LISTED),
+    passes("fork_before_touch"),
+    revoke("vma_split", NOT_LISTED),
+    revoke("vma_mremap", NOT_LISTED),
+    revoke("fork_race_pmd", RACE),
+    revoke("fork_race_pte", RACE),
+    Row {
+        stock: Must::Skip("whole-vma insert is the variant's"),
+        legacy: Must::Fail {
+            why: "legacy inserts one page per fault",
+            symptom: "insert the whole vma",
+        },
+        ..passes("whole_vma")
+    },
+    passes("region_rw"),
+    passes("bad_mmap"),
+    Row {
+        unplug: true,
+        stock: Must::Skip("does not revoke mappings on remove"),
+        ..revoke("fork_unplug", CHILD_KEEPS)
+    },
+    Row {
+        per_path: false,
+        ..passes("kernel_log")
+    },
 ];
 
-/// Tests that may skip in a configuration, and why.
-fn skip_allowed(config: Config, base: &str) -> bool {
-    match base {
-        // Devices without a reset method (QEMU's ivshmem).
-        "fork_reset" => true,
-        "fork_driver_revoke" | "whole_vma" | "fork_unplug" => config == Config::Stock,
-        _ => false,
+/// The tests a run selected, from the test binary's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `group`, `cdev`, or both.
+    pub paths: Vec<&'static str>,
+    /// The unplug tests are in.
+    pub unplug: bool,
+    /// Only the tests whose name contains this.
+    pub only: Option<String>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            paths: vec!["group", "cdev"],
+            unplug: true,
+            only: None,
+        }
+    }
+}
+
+impl Selection {
+    /// The selection made by these `vfio_fork_revoke` arguments (the options
+    /// that do not select tests are skipped with their values).
+    pub fn from_args(args: &str) -> Result<Self, String> {
+        let mut s = Self::default();
+        let mut it = args.split_whitespace();
+        while let Some(a) = it.next() {
+            match a {
+                "--no-unplug" => s.unplug = false,
+                "--only" => s.only = it.next().map(str::to_string),
+                "--path" => {
+                    s.paths = match it.next() {
+                        Some("group") => vec!["group"],
+                        Some("cdev") => vec!["cdev"],
+                        Some("both") => vec!["group", "cdev"],
+                        p => {
+                            return Err(format!(
+                                "--path {}: not group, cdev or both",
+                                p.unwrap_or("")
+                            ))
+                        }
+                    }
+                }
+                "--bar" | "--id" | "--children" | "--grandchildren" | "--max-kib" => {
+                    it.next();
+                }
+                _ if !a.starts_with('-') => {}
+                _ => return Err(format!("cannot tell which tests '{a}' selects")),
+            }
+        }
+        Ok(s)
+    }
+
+    /// Every test name this selection runs.
+    pub fn names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in TESTS.iter().filter(|r| self.unplug || !r.unplug) {
+            if r.per_path {
+                out.extend(self.paths.iter().map(|p| format!("{}_{p}", r.base)));
+            } else {
+                out.push(r.base.to_string());
+            }
+        }
+        if let Some(only) = &self.only {
+            out.retain(|n| n.contains(only.as_str()));
+        }
+        out
     }
 }
 
@@ -137,14 +266,31 @@ pub fn base_name(name: &str) -> &str {
         .unwrap_or(name)
 }
 
+fn row(name: &str) -> Option<&'static Row> {
+    let base = base_name(name);
+    TESTS.iter().find(|r| r.base == base)
+}
+
 /// The reason legacy mode must fail `name` and the symptom its failure
 /// message must show, if it must fail.
 pub fn legacy_must_fail(name: &str) -> Option<(&'static str, &'static str)> {
-    let base = base_name(name);
-    LEGACY_FAILS
-        .iter()
-        .find(|l| l.test == base)
-        .map(|l| (l.why, l.symptom))
+    match row(name)?.legacy {
+        Must::Fail { why, symptom } => Some((why, symptom)),
+        _ => None,
+    }
+}
+
+/// Whether a failure message names the forked process that kept access (a
+/// child or grandchild), as the bug's symptom must.
+fn names_forked_process(reason: &str) -> bool {
+    reason.contains("child")
+        || reason.match_indices("process ").any(|(i, m)| {
+            reason[i + m.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 1)
+        })
 }
 
 /// Outcome of one result against its configuration's expectation.
@@ -158,34 +304,61 @@ pub enum Verdict {
     Unexpected(String),
 }
 
-/// Judges one parsed result of `config`.
-pub fn judge(config: Config, r: &ktap::Parsed) -> Verdict {
-    let must_fail = if config == Config::Legacy {
-        legacy_must_fail(&r.name)
-    } else {
-        None
+/// Judges one parsed result of `config` on a device of `kind`.
+pub fn judge(config: Config, kind: DeviceKind, r: &ktap::Parsed) -> Verdict {
+    let Some(row) = row(&r.name) else {
+        return Verdict::Unexpected(format!("{}: not in the canonical list of tests", r.name));
     };
-    match (r.status, must_fail) {
-        (Status::Skip, _) if skip_allowed(config, base_name(&r.name)) => {
+    let must = match config {
+        Config::Fixed => row.fixed,
+        Config::Stock => row.stock,
+        Config::Legacy => row.legacy,
+    };
+    let lacks = row
+        .lacks
+        .filter(|phrase| kind == DeviceKind::Other && r.reason.contains(phrase));
+    match (r.status, must) {
+        (Status::Skip, _) if lacks.is_some() => Verdict::Skipped(format!(
+            "skipped, the device lacks the feature: {}",
+            r.reason
+        )),
+        (Status::Skip, Must::Skip(phrase)) if r.reason.contains(phrase) => {
             Verdict::Skipped(format!("skipped: {}", r.reason))
         }
         (Status::Skip, _) => Verdict::Unexpected(format!(
-            "skipped ({}), but it must run in the {} configuration",
+            "skipped ({}), but it must run in the {} configuration{}",
             r.reason,
+            config.name(),
+            if kind == DeviceKind::Mock {
+                " on the mock device"
+            } else {
+                ""
+            }
+        )),
+        (Status::Ok, Must::Pass) => Verdict::Expected("passed".into()),
+        (Status::Ok, Must::Skip(phrase)) => Verdict::Unexpected(format!(
+            "passed, but in the {} configuration it must skip ({phrase}): wrong driver bound?",
             config.name()
         )),
-        (Status::Ok, None) => Verdict::Expected("passed".into()),
-        (Status::NotOk, Some((why, symptom))) if r.reason.contains(symptom) => {
-            Verdict::Expected(format!("failed as it must ({why})"))
+        (Status::Ok, Must::Fail { why, .. }) => Verdict::Unexpected(format!(
+            "PASSED in legacy mode, where it must fail ({why}): the test no longer catches the bug"
+        )),
+        (Status::NotOk, Must::Fail { why, symptom }) if r.reason.contains(symptom) => {
+            if symptom == STALE && !names_forked_process(&r.reason) {
+                Verdict::Unexpected(format!(
+                    "failed with stale access, but the message does not name the forked \
+                     process that kept it ({why}): {}",
+                    r.reason
+                ))
+            } else {
+                Verdict::Expected(format!("failed as it must ({why})"))
+            }
         }
-        (Status::NotOk, Some((why, _))) => Verdict::Unexpected(format!(
+        (Status::NotOk, Must::Fail { why, .. }) => Verdict::Unexpected(format!(
             "failed, but not with the bug's symptom ({why}): {}",
             r.reason
         )),
-        (Status::Ok, Some((why, _))) => Verdict::Unexpected(format!(
-            "PASSED in legacy mode, where it must fail ({why}): the test no longer catches the bug"
-        )),
-        (Status::NotOk, None) => Verdict::Unexpected(format!("failed: {}", r.reason)),
+        (Status::NotOk, _) => Verdict::Unexpected(format!("failed: {}", r.reason)),
     }
 }
 
@@ -306,8 +479,29 @@ impl Tally {
     }
 }
 
+/// What a run is judged against.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The configurations that must be in the log.
+    pub configs: Vec<Config>,
+    /// The tests each configuration must report.
+    pub selection: Selection,
+    /// The device the tests ran on.
+    pub device: DeviceKind,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Self {
+            configs: Config::ALL.to_vec(),
+            selection: Selection::default(),
+            device: DeviceKind::Mock,
+        }
+    }
+}
+
 /// Judges one section into `t`.
-pub fn judge_section(s: &Section, t: &mut Tally) {
+pub fn judge_section(s: &Section, run: &Run, t: &mut Tally) {
     let doc: Document = ktap::parse(&s.text);
     let c = s.config;
     match doc.plan {
@@ -319,12 +513,17 @@ pub fn judge_section(s: &Section, t: &mut Tally) {
                 doc.results.len()
             ),
         ),
-        Some(0) => t.problem(c, "no tests ran (plan 1..0)".into()),
         _ => {}
     }
+    check_names(c, &doc, &run.selection.names(), t);
+    let count = |st| doc.results.iter().filter(|r| r.status == st).count();
+    let want_exit = ktap::exit_code(count(Status::Ok), count(Status::NotOk), count(Status::Skip));
     match s.exit {
-        Some(0 | 1 | 4) => {}
-        Some(e) => t.problem(c, format!("the test binary exited with {e}")),
+        Some(e) if e == want_exit => {}
+        Some(e) => t.problem(
+            c,
+            format!("the test binary exited with {e}, but its results call for {want_exit}"),
+        ),
         None => t.problem(
             c,
             "no end marker: the guest stopped during this configuration".into(),
@@ -332,13 +531,18 @@ pub fn judge_section(s: &Section, t: &mut Tally) {
     }
     let mut legacy_caught = 0;
     for r in &doc.results {
-        let v = judge(c, r);
+        let v = judge(c, run.device, r);
         if c == Config::Legacy && r.status == Status::NotOk && matches!(v, Verdict::Expected(_)) {
             legacy_caught += 1;
         }
         t.add(c, &r.name, v);
     }
-    if c == Config::Legacy && legacy_caught == 0 && !doc.results.is_empty() {
+    let must_catch = run
+        .selection
+        .names()
+        .iter()
+        .any(|n| legacy_must_fail(n).is_some());
+    if c == Config::Legacy && legacy_caught == 0 && must_catch {
         t.problem(
             c,
             "legacy mode failed no fork/revoke test: the negative control proved nothing".into(),
@@ -346,14 +550,62 @@ pub fn judge_section(s: &Section, t: &mut Tally) {
     }
 }
 
-/// Judges a whole guest log: every configuration in `want` must be there.
-pub fn judge_log(log: &str, want: &[Config]) -> Tally {
+/// Every selected test reported exactly once, and nothing else.
+fn check_names(c: Config, doc: &Document, want: &[String], t: &mut Tally) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &doc.results {
+        *seen.entry(r.name.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&str> = want
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !seen.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        t.problem(
+            c,
+            format!("tests missing from the results: {}", missing.join(", ")),
+        );
+    }
+    let extra: Vec<&str> = seen
+        .keys()
+        .copied()
+        .filter(|n| !want.iter().any(|w| w == n))
+        .collect();
+    if !extra.is_empty() {
+        t.problem(
+            c,
+            format!("results for tests not selected: {}", extra.join(", ")),
+        );
+    }
+    let twice: Vec<&str> = seen
+        .iter()
+        .filter(|(_, &k)| k > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    if !twice.is_empty() {
+        t.problem(
+            c,
+            format!("tests reported more than once: {}", twice.join(", ")),
+        );
+    }
+}
+
+/// Judges a whole guest log: every configuration of `run` must be there.
+pub fn judge_log(log: &str, run: &Run) -> Tally {
     let mut t = Tally::default();
     let secs = sections(log);
-    for &c in want {
-        match secs.iter().find(|s| s.config == c) {
-            Some(s) => judge_section(s, &mut t),
-            None => t.problem(c, "configuration missing from the guest output".into()),
+    for &c in &run.configs {
+        match secs.iter().filter(|s| s.config == c).count() {
+            0 => t.problem(c, "configuration missing from the guest output".into()),
+            1 => {}
+            n => t.problem(
+                c,
+                format!("configuration ran {n} times in the guest output"),
+            ),
+        }
+        if let Some(s) = secs.iter().find(|s| s.config == c) {
+            judge_section(s, run, &mut t);
         }
     }
     t
@@ -363,37 +615,79 @@ pub fn judge_log(log: &str, want: &[Config]) -> Tally {
 mod tests {
     use super::*;
 
+    /// A section where every selected test shows what `config` must show.
+    fn good(config: Config, sel: &Selection) -> String {
+        let mut body = String::new();
+        let names = sel.names();
+        body.push_str(&format!("TAP version 13\n1..{}\n", names.len()));
+        let (mut fail, mut pass) = (0, 0);
+        for (i, n) in names.iter().enumerate() {
+            let r = row(n).unwrap();
+            let must = match config {
+                Config::Fixed => r.fixed,
+                Config::Stock => r.stock,
+                Config::Legacy => r.legacy,
+            };
+            let line = match must {
+                Must::Pass => {
+                    pass += 1;
+                    format!("ok {} {n}", i + 1)
+                }
+                Must::Skip(p) => format!("ok {} {n} # SKIP stock: {p}", i + 1),
+                Must::Fail { symptom, .. } => {
+                    fail += 1;
+                    format!(
+                        "# FAIL: process 2 kept access ({symptom})\nnot ok {} {n}",
+                        i + 1
+                    )
+                }
+            };
+            body.push_str(&line);
+            body.push('\n');
+        }
+        let exit = ktap::exit_code(pass, fail, names.len() - pass - fail);
+        section(config.name(), &body, exit)
+    }
+
     fn section(config: &str, body: &str, exit: i32) -> String {
         format!("# vfio-revoke config {config} begin\n{body}# vfio-revoke config {config} end exit={exit}\n")
     }
 
-    const FIXED: &str = "TAP version 13\n1..3\nok 1 inherit_group\nok 2 fork_mem_disable_group\n\
-                         ok 3 fork_reset_group # SKIP no reset method\n";
-    const STOCK: &str = "TAP version 13\n1..3\nok 1 inherit_group\nok 2 fork_mem_disable_group\n\
-                         ok 3 whole_vma_group # SKIP stock costs 512 faults\n";
-    const LEGACY: &str = "TAP version 13\n1..3\nok 1 inherit_group\n\
-                          # FAIL: process 1 kept access through stale PTEs (the fork bug)\n\
-                          not ok 2 fork_mem_disable_group\nok 3 region_rw_cdev\n";
+    fn all_good() -> String {
+        let sel = Selection::default();
+        format!(
+            "boot noise\n{}{}{}",
+            good(Config::Fixed, &sel),
+            good(Config::Stock, &sel),
+            good(Config::Legacy, &sel)
+        )
+    }
+
+    fn one(config: Config) -> Run {
+        Run {
+            configs: vec![config],
+            ..Run::default()
+        }
+    }
 
     #[test]
     fn good_run() {
-        let log = format!(
-            "boot noise\n{}{}{}",
-            section("fixed", FIXED, 0),
-            section("stock", STOCK, 0),
-            section("legacy", LEGACY, 1)
-        );
-        let t = judge_log(&log, &Config::ALL);
-        assert_eq!((t.passed, t.failed, t.skipped), (7, 0, 2), "{:#?}", t.lines);
-        assert_eq!(t.summary(), "7 passed, 0 failed, 2 skipped");
+        let t = judge_log(&all_good(), &Run::default());
+        assert_eq!(t.failed, 0, "{:#?}", t.lines);
+        let n = Selection::default().names().len();
+        assert_eq!(t.passed + t.skipped, 3 * n);
+        assert_eq!(t.skipped, 6, "{:#?}", t.lines);
     }
 
     #[test]
     fn legacy_passing_a_revoke_test_fails_the_run() {
-        let body = "TAP version 13\n1..2\nok 1 inherit_group\nok 2 fork_mem_disable_cdev\n";
-        let t = judge_log(&section("legacy", body, 0), &[Config::Legacy]);
-        // The pass is unexpected, and the control caught nothing.
-        assert_eq!(t.failed, 2, "{:#?}", t.lines);
+        let log = good(Config::Legacy, &Selection::default()).replace(
+            "not ok 3 fork_mem_disable_group",
+            "ok 3 fork_mem_disable_group",
+        );
+        let t = judge_log(&log, &one(Config::Legacy));
+        // The pass is unexpected, and the exit code no longer agrees.
+        assert_eq!(t.failed, 1, "{:#?}", t.lines);
         assert!(t
             .lines
             .iter()
@@ -401,45 +695,143 @@ mod tests {
     }
 
     #[test]
-    fn legacy_failing_for_another_reason_fails_the_run() {
-        let body = "TAP version 13\n1..1\n# FAIL: open /dev/vfio/vfio: No such file\n\
-                    not ok 1 fork_mem_disable_group\n";
-        let t = judge_log(&section("legacy", body, 1), &[Config::Legacy]);
-        assert_eq!(t.failed, 2, "{:#?}", t.lines);
-        assert!(t.lines[0].contains("not with the bug's symptom"));
+    fn legacy_failing_for_another_reason_or_naming_no_child_fails() {
+        let log = good(Config::Legacy, &Selection::default()).replacen(
+            "process 2 kept access (stale)",
+            "open /dev/vfio/vfio: No such file",
+            1,
+        );
+        let t = judge_log(&log, &one(Config::Legacy));
+        assert_eq!(t.failed, 1, "{:#?}", t.lines);
+        assert!(t
+            .lines
+            .iter()
+            .any(|l| l.contains("not with the bug's symptom")));
+        let log = good(Config::Legacy, &Selection::default()).replacen(
+            "process 2 kept access (stale)",
+            "parent kept access (stale)",
+            1,
+        );
+        let t = judge_log(&log, &one(Config::Legacy));
+        assert_eq!(t.failed, 1, "{:#?}", t.lines);
+        assert!(t
+            .lines
+            .iter()
+            .any(|l| l.contains("does not name the forked")));
     }
 
     #[test]
-    fn notable_leaves_out_plain_passes() {
-        let log = section("legacy", LEGACY, 1);
-        let t = judge_log(&log, &[Config::Legacy]);
-        let n: Vec<&String> = t.notable().collect();
-        assert_eq!(n.len(), 1, "{n:#?}");
-        assert!(n[0].contains("failed as it must"));
+    fn missing_extra_and_duplicate_results_fail() {
+        let sel = Selection::default();
+        let g = good(Config::Fixed, &sel);
+        let missing = g.replace("ok 4 fork_mem_disable_cdev\n", "");
+        let t = judge_log(&missing, &one(Config::Fixed));
+        assert!(t
+            .lines
+            .iter()
+            .any(|l| l.contains("missing from the results: fork_mem_disable_cdev")));
+        assert!(t.lines.iter().any(|l| l.contains("plan 1..")));
+        let extra = g.replace(
+            "ok 1 inherit_group\n",
+            "ok 1 inherit_group\nok 1 surprise\n",
+        );
+        let t = judge_log(&extra, &one(Config::Fixed));
+        assert!(
+            t.lines.iter().any(|l| l.contains("not selected: surprise")),
+            "{:#?}",
+            t.lines
+        );
+        let twice = g.replace(
+            "ok 1 inherit_group\n",
+            "ok 1 inherit_group\nok 1 inherit_group\n",
+        );
+        let t = judge_log(&twice, &one(Config::Fixed));
+        assert!(t
+            .lines
+            .iter()
+            .any(|l| l.contains("more than once: inherit_group")));
     }
 
     #[test]
-    fn fixed_failure_and_bad_skip_fail() {
-        let body =
-            "TAP version 13\n1..2\n# FAIL: child kept access\nnot ok 1 many_children_group\n\
-                    ok 2 whole_vma_group # SKIP why\n";
-        let t = judge_log(&section("fixed", body, 1), &[Config::Fixed]);
-        assert_eq!((t.passed, t.failed), (0, 2), "{:#?}", t.lines);
-        assert!(t.lines[0].contains("child kept access"));
+    fn exit_code_must_agree() {
+        let g = good(Config::Fixed, &Selection::default());
+        let t = judge_log(&g.replace("exit=0", "exit=1"), &one(Config::Fixed));
+        assert_eq!(t.failed, 1, "{:#?}", t.lines);
+        assert!(t.lines[0].contains("exited with 1, but its results call for 0"));
+        let l = good(Config::Legacy, &Selection::default());
+        let t = judge_log(&l.replace("exit=1", "exit=0"), &one(Config::Legacy));
+        assert_eq!(t.failed, 1, "{:#?}", t.lines);
+    }
+
+    #[test]
+    fn skips_need_a_reason_the_device_justifies() {
+        let g = good(Config::Fixed, &Selection::default()).replace(
+            "ok 5 fork_reset_group",
+            "ok 5 fork_reset_group # SKIP 0000:00:04.0 has no reset method",
+        );
+        let t = judge_log(&g, &one(Config::Fixed));
+        assert_eq!(t.failed, 1, "mock has FLR: {:#?}", t.lines);
+        let other = Run {
+            device: DeviceKind::Other,
+            ..one(Config::Fixed)
+        };
+        assert_eq!(judge_log(&g, &other).failed, 0);
+        let g = good(Config::Fixed, &Selection::default()).replace(
+            "ok 5 fork_reset_group",
+            "ok 5 fork_reset_group # SKIP felt like it",
+        );
+        assert_eq!(judge_log(&g, &other).failed, 1);
+        // Stock passing a variant-only test means the wrong driver ran.
+        let s = good(Config::Stock, &Selection::default());
+        let s = s.replace(
+            "ok 7 fork_driver_revoke_group # SKIP stock: needs vfio_variant's debugfs",
+            "ok 7 fork_driver_revoke_group",
+        );
+        let t = judge_log(&s, &one(Config::Stock));
+        assert!(
+            t.lines.iter().any(|l| l.contains("wrong driver")),
+            "{:#?}",
+            t.lines
+        );
     }
 
     #[test]
     fn crashes_and_missing_sections_fail() {
-        let body = "TAP version 13\n1..3\nok 1 inherit_group\n";
-        let t = judge_log(
-            &section("stock", body, 139),
-            &[Config::Stock, Config::Fixed],
-        );
-        assert_eq!(t.failed, 3, "{:#?}", t.lines);
-        let unterminated = "# vfio-revoke config fixed begin\nTAP version 13\n1..1\nok 1 a\n";
-        let t = judge_log(unterminated, &[Config::Fixed]);
-        assert_eq!(t.failed, 1);
+        let t = judge_log(&good(Config::Stock, &Selection::default()), &Run::default());
+        assert_eq!(t.failed, 2, "{:#?}", t.lines);
+        let cut: String = good(Config::Fixed, &Selection::default())
+            .lines()
+            .take(5)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let t = judge_log(&cut, &one(Config::Fixed));
         assert!(t.lines.iter().any(|l| l.contains("no end marker")));
+        assert!(t
+            .lines
+            .iter()
+            .any(|l| l.contains("missing from the results")));
+    }
+
+    #[test]
+    fn selection() {
+        let s = Selection::from_args("--only fork_race --children 8 0000:01:00.0").unwrap();
+        assert_eq!(
+            s.names(),
+            [
+                "fork_race_pmd_group",
+                "fork_race_pmd_cdev",
+                "fork_race_pte_group",
+                "fork_race_pte_cdev"
+            ]
+        );
+        let s = Selection::from_args("--no-unplug --path cdev").unwrap();
+        assert!(s
+            .names()
+            .iter()
+            .all(|n| n.ends_with("_cdev") || n == "kernel_log"));
+        assert!(!s.names().iter().any(|n| n.contains("unplug")));
+        assert!(Selection::from_args("--frobnicate").is_err());
+        assert!(Selection::from_args("--path both").is_ok());
     }
 
     #[test]
@@ -449,5 +841,8 @@ mod tests {
         assert!(legacy_must_fail("vma_split_group").is_some());
         assert!(legacy_must_fail("inherit_group").is_none());
         assert!(legacy_must_fail("fork_before_touch_group").is_none());
+        assert!(names_forked_process("process 3 kept"));
+        assert!(names_forked_process("ESCAPE: the child read"));
+        assert!(!names_forked_process("process 0 and the parent"));
     }
 }

@@ -7,19 +7,26 @@
 //! everything was as expected, 1 otherwise, 2 on bad usage.
 //!
 //! ```text
-//! ktap_expect [--configs fixed,stock,legacy] [--problem TEXT]... LOG
+//! ktap_expect [--configs fixed,stock,legacy] [--select ARGS] [--device mock|other]
+//!             [--problem TEXT]... LOG
 //! ```
+//!
+//! `--select ARGS` gives the arguments the test binary ran with, so that the
+//! judge knows which tests each configuration must report (`--only`,
+//! `--path`, `--no-unplug`); `--device other` accepts skips for features a
+//! device other than the mock lacks.
 //!
 //! `--problem TEXT` counts one more failure (e.g. the guest's kernel log
 //! showed a WARN), so the closing line always tells the whole story.
 
 use std::process::exit;
-use vfio_revoke_selftests::expect::{judge_log, Config};
+use vfio_revoke_selftests::expect::{judge_log, Config, DeviceKind, Run, Selection};
 
-const USAGE: &str = "usage: ktap_expect [--configs fixed,stock,legacy] [--problem TEXT]... LOG";
+const USAGE: &str = "usage: ktap_expect [--configs fixed,stock,legacy] [--select ARGS] \
+                     [--device mock|other] [--problem TEXT]... LOG";
 
 fn main() {
-    let mut configs = Config::ALL.to_vec();
+    let mut run = Run::default();
     let mut log = None;
     let mut problems = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -27,13 +34,24 @@ fn main() {
         match a.as_str() {
             "--configs" => {
                 let v = args.next().unwrap_or_default();
-                configs = match v.split(',').map(Config::parse).collect::<Option<Vec<_>>>() {
+                run.configs = match v.split(',').map(Config::parse).collect::<Option<Vec<_>>>() {
                     Some(c) if !c.is_empty() => c,
                     _ => {
                         eprintln!("ktap_expect: --configs '{v}': use fixed, stock, legacy");
                         exit(2);
                     }
                 };
+            }
+            "--select" => {
+                run.selection = Selection::from_args(&args.next().unwrap_or_default())
+                    .unwrap_or_else(|e| usage_error(&format!("--select: {e}")));
+            }
+            "--device" => {
+                run.device = match args.next().as_deref() {
+                    Some("mock") => DeviceKind::Mock,
+                    Some("other") => DeviceKind::Other,
+                    _ => usage_error("--device: use mock or other"),
+                }
             }
             "--problem" => problems.push(args.next().unwrap_or_default()),
             _ if log.is_none() && !a.starts_with('-') => log = Some(a),
@@ -54,7 +72,7 @@ fn main() {
             exit(2);
         }
     };
-    let mut tally = judge_log(&text, &configs);
+    let mut tally = judge_log(&text, &run);
     for p in problems {
         tally.failed += 1;
         tally.lines.push(format!("FAIL run    {p}"));
@@ -65,4 +83,9 @@ fn main() {
     }
     println!("{}", tally.summary());
     exit(if tally.failed == 0 { 0 } else { 1 });
+}
+
+fn usage_error(msg: &str) -> ! {
+    eprintln!("ktap_expect: {msg}\n{USAGE}");
+    exit(2);
 }

@@ -228,3 +228,30 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
     }));
     tests
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::expect::Selection;
+    use crate::vfio::Path;
+
+    /// The tests the binary runs are exactly the judge's canonical list.
+    #[test]
+    fn canonical_list() {
+        let mut ran: Vec<String> = super::all(&Path::ALL, true, None)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let mut want = Selection::default().names();
+        ran.sort();
+        want.sort();
+        assert_eq!(ran, want);
+        let ran: Vec<String> = super::all(&[Path::Cdev], false, None)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let want = Selection::from_args("--path cdev --no-unplug")
+            .unwrap()
+            .names();
+        assert_eq!(ran.len(), want.len());
+    }
+}
