@@ -5,7 +5,7 @@
 //! that they are counted and reach legacy mappings too.
 
 use crate::{device::VariantDevice, mm::NewVma, module_parameters, region};
-use kernel::{bindings, ioctl::_IO, prelude::*};
+use kernel::{bindings, ioctl::_IO, prelude::*, uaccess::UserPtr};
 
 /// A `vfio_device_ops` table in a static.
 pub(crate) struct DeviceOps(bindings::vfio_device_ops);
@@ -29,7 +29,7 @@ pub(crate) static OPS: DeviceOps = DeviceOps(bindings::vfio_device_ops {
     close_device: Some(bindings::vfio_pci_core_close_device),
     ioctl: Some(ioctl),
     get_region_info_caps: Some(bindings::vfio_pci_ioctl_get_region_info),
-    device_feature: Some(bindings::vfio_pci_core_ioctl_feature),
+    device_feature: Some(device_feature),
     read: Some(bindings::vfio_pci_core_read),
     write: Some(write),
     mmap: Some(mmap),
@@ -137,10 +137,17 @@ unsafe extern "C" fn write(
     // SAFETY: as above.
     let pos = unsafe { *ppos } as u64;
     let config = (pos >> region::OFFSET_SHIFT) == u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX);
+    let off = pos & ((1 << region::OFFSET_SHIFT) - 1);
     let before = config && dev.core().memory_accessible_unlocked();
+    let flr = config
+        && dev
+            .core()
+            .write_requests_flr(off, UserPtr::from_ptr(buf.cast_mut().cast()), count);
     // SAFETY: forwarding the caller's arguments unchanged.
     let ret = unsafe { bindings::vfio_pci_core_write(vdev, buf, count, ppos) };
-    if before && !dev.core().memory_accessible_unlocked() {
+    // COMMAND.MEM clear and D3hot leave memory off; an FLR through Device
+    // Control zaps, resets and leaves it on.
+    if (before && !dev.core().memory_accessible_unlocked()) || (flr && ret > 0) {
         dev.core_revoked();
     }
     ret
@@ -156,8 +163,42 @@ unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c
     let before = dev.core().memory_accessible_unlocked();
     // SAFETY: forwarding the caller's arguments unchanged.
     let ret = unsafe { bindings::vfio_pci_core_ioctl(vdev, cmd, arg) };
-    let reset = ret == 0 && (cmd == DEVICE_RESET || cmd == PCI_HOT_RESET);
-    if reset || (before && !dev.core().memory_accessible_unlocked()) {
+    if ret == 0 && cmd == PCI_HOT_RESET {
+        // The core zapped every device of the dev_set, this one included.
+        dev.core().for_each_in_dev_set(|other| {
+            // SAFETY: a member of the set, alive under the set's lock; it is
+            // this driver's only if its ops are this driver's.
+            if unsafe { (*other).vdev.ops } == OPS.as_ptr() {
+                // SAFETY: allocated by this driver, state initialised
+                // before it joined the set; alive under the set's lock.
+                unsafe { VariantDevice::from_core(other) }.core_revoked();
+            }
+        });
+    } else if (ret == 0 && cmd == DEVICE_RESET)
+        || (before && !dev.core().memory_accessible_unlocked())
+    {
+        dev.core_revoked();
+    }
+    ret
+}
+
+/// # Safety
+///
+/// Only called by the kernel through the ops table it is registered in,
+/// with the arguments that callback's C contract guarantees.
+unsafe extern "C" fn device_feature(
+    vdev: *mut bindings::vfio_device,
+    flags: u32,
+    arg: *mut c_void,
+    argsz: usize,
+) -> c_int {
+    // SAFETY: the device is open.
+    let dev = unsafe { VariantDevice::from_vfio(vdev) };
+    let before = dev.core().memory_accessible_unlocked();
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let ret = unsafe { bindings::vfio_pci_core_ioctl_feature(vdev, flags, arg, argsz) };
+    // Low-power entry zaps and engages runtime PM: memory is off.
+    if before && !dev.core().memory_accessible_unlocked() {
         dev.core_revoked();
     }
     ret

@@ -8,7 +8,11 @@
 //! exposed as [`CoreDevice::unmap_all`].
 
 use crate::{mm::Fault, mm::VmFault, region};
-use kernel::{bindings, types::Opaque};
+use kernel::{
+    bindings,
+    types::Opaque,
+    uaccess::{UserPtr, UserSlice},
+};
 
 /// `PCI_D0` (a cast macro bindgen cannot translate): full power.
 const PCI_D0: bindings::pci_power_t = 0;
@@ -81,6 +85,55 @@ impl CoreDevice {
             !(*p).pm_runtime_engaged
                 && bindings::__vfio_pci_memory_enabled(p)
                 && (*self.pdev()).current_state == PCI_D0
+        }
+    }
+
+    /// Whether a write of `count` bytes from `buf` at config space offset
+    /// `off` sets the Initiate Function Level Reset bit of PCIe Device
+    /// Control on a function with FLR: the write on which the core zaps
+    /// and resets the device (`vfio_exp_config_write()`).
+    pub(crate) fn write_requests_flr(&self, off: u64, buf: UserPtr, count: usize) -> bool {
+        // SAFETY: set at enumeration, never changed while bound.
+        let (cap, devcap) = unsafe { ((*self.pdev()).pcie_cap, (*self.pdev()).devcap) };
+        if cap == 0 || devcap & bindings::PCI_EXP_DEVCAP_FLR == 0 {
+            return false;
+        }
+        // The FLR bit is bit 7 of Device Control's high byte.
+        let byte = u64::from(cap) + u64::from(bindings::PCI_EXP_DEVCTL) + 1;
+        let Some(skip) = byte.checked_sub(off).filter(|&k| k < count as u64) else {
+            return false;
+        };
+        let mut r = UserSlice::new(buf, count).reader();
+        let mut b = [0u8; 1];
+        r.skip(skip as usize).is_ok()
+            && r.read_slice(&mut b).is_ok()
+            && u32::from(b[0]) << 8 & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0
+    }
+
+    /// Calls `f` on every device of this device's dev_set (the devices a
+    /// hot reset resets together), under the set's lock.
+    pub(crate) fn for_each_in_dev_set(
+        &self,
+        mut f: impl FnMut(*mut bindings::vfio_pci_core_device),
+    ) {
+        // SAFETY: `dev_set` is assigned at registration and outlives every
+        // member; its list is only walked under its lock, and every entry
+        // is the `dev_set_list` of a `vfio_device` that starts a
+        // `vfio_pci_core_device` (vfio-pci core drivers only share sets).
+        unsafe {
+            let set = (*self.vfio()).dev_set;
+            if set.is_null() {
+                return;
+            }
+            bindings::mutex_lock(&raw mut (*set).lock);
+            let head = &raw mut (*set).device_list;
+            let mut pos = (*head).next;
+            while pos != head {
+                let vdev = kernel::container_of!(pos, bindings::vfio_device, dev_set_list);
+                f(vdev.cast());
+                pos = (*pos).next;
+            }
+            bindings::mutex_unlock(&raw mut (*set).lock);
         }
     }
 

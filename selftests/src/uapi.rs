@@ -32,11 +32,19 @@ pub const VFIO_DEVICE_GET_INFO: u64 = vfio_io(7);
 pub const VFIO_DEVICE_GET_REGION_INFO: u64 = vfio_io(8);
 /// `VFIO_DEVICE_RESET`: no argument.
 pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
+/// `VFIO_DEVICE_FEATURE`: a [`Feature`] header, then the feature's data.
+pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
 /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev path): [`BindIommufd`].
 pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = vfio_io(18);
 
 /// What `VFIO_GET_API_VERSION` returns.
 pub const VFIO_API_VERSION: i32 = 0;
+/// `VFIO_DEVICE_FEATURE_SET`: set the feature from the data.
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+/// `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY`: mmaps revoked, device may suspend.
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
+/// `VFIO_DEVICE_FEATURE_LOW_POWER_EXIT`: back to full power.
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
 /// `VFIO_NOIOMMU_IOMMU`: the no-IOMMU container type.
 pub const VFIO_NOIOMMU_IOMMU: u64 = 8;
 
@@ -62,6 +70,39 @@ pub const VFIO_PCI_NUM_BARS: u32 = 6;
 pub const PCI_COMMAND: u64 = 0x04;
 /// COMMAND bit: memory space enable.
 pub const PCI_COMMAND_MEMORY: u16 = 0x2;
+/// PCI config space: the Status register.
+pub const PCI_STATUS: u64 = 0x06;
+/// `PCI_STATUS_CAP_LIST`: the function has a capability list.
+pub const PCI_STATUS_CAP_LIST: u16 = 0x10;
+/// `PCI_CAPABILITY_LIST`: offset of the first capability pointer.
+pub const PCI_CAPABILITY_LIST: u64 = 0x34;
+/// `PCI_CAP_ID_PM`: power management capability.
+pub const PCI_CAP_ID_PM: u8 = 0x01;
+/// `PCI_PM_CTRL`: PMCSR, inside the PM capability.
+pub const PCI_PM_CTRL: u64 = 4;
+/// `PCI_PM_CTRL_STATE_MASK`: the power state field of PMCSR.
+pub const PCI_PM_CTRL_STATE_MASK: u16 = 0x3;
+/// `PCI_CAP_ID_EXP`: PCI Express capability.
+pub const PCI_CAP_ID_EXP: u8 = 0x10;
+/// `PCI_EXP_DEVCAP`: Device Capabilities, inside the PCIe capability.
+pub const PCI_EXP_DEVCAP: u64 = 4;
+/// `PCI_EXP_DEVCAP_FLR`: Function Level Reset supported.
+pub const PCI_EXP_DEVCAP_FLR: u32 = 1 << 28;
+/// `PCI_EXP_DEVCTL`: Device Control, inside the PCIe capability.
+pub const PCI_EXP_DEVCTL: u64 = 8;
+/// `PCI_EXP_DEVCTL_BCR_FLR`: Initiate Function Level Reset.
+pub const PCI_EXP_DEVCTL_BCR_FLR: u16 = 0x8000;
+
+/// `struct vfio_device_feature` without data (the low-power features
+/// carry none).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Feature {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// Feature index and GET/SET/PROBE.
+    pub flags: u32,
+}
 
 /// `struct vfio_group_status`.
 #[repr(C)]

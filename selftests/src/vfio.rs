@@ -256,6 +256,109 @@ impl Device {
         Ok(())
     }
 
+    /// Reads `N` little-endian bytes of config space through the VFIO
+    /// config region.
+    fn config_read<const N: usize>(&self, offset: u64) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.read(&self.config, offset, &mut b)?;
+        Ok(b)
+    }
+
+    /// Offset of the standard capability `id`, if the function has it (as
+    /// the VFIO config region shows it).
+    pub fn find_cap(&self, id: u8) -> Result<Option<u64>> {
+        let status = u16::from_le_bytes(self.config_read(uapi::PCI_STATUS)?);
+        if status & uapi::PCI_STATUS_CAP_LIST == 0 {
+            return Ok(None);
+        }
+        let mut at = u64::from(self.config_read::<1>(uapi::PCI_CAPABILITY_LIST)?[0] & !3);
+        // At most 48 capabilities fit in the 192 bytes after the header.
+        for _ in 0..48 {
+            if at < 0x40 {
+                return Ok(None);
+            }
+            let [cap_id, next] = self.config_read::<2>(at)?;
+            if cap_id == id {
+                return Ok(Some(at));
+            }
+            at = u64::from(next & !3);
+        }
+        Err(err!("{}: capability list loops", self.bdf))
+    }
+
+    /// Puts the function into D3hot (`true`) or back to D0 through PMCSR,
+    /// as a guest driver would. D3hot is a revocation: the driver must zap
+    /// every mapping, and accesses get SIGBUS until D0.
+    pub fn set_d3hot(&self, d3: bool) -> Result<()> {
+        let pm = self
+            .find_cap(uapi::PCI_CAP_ID_PM)?
+            .ok_or_else(|| err!("{}: no power management capability", self.bdf))?;
+        let at = pm + uapi::PCI_PM_CTRL;
+        let old = u16::from_le_bytes(self.config_read(at)?);
+        let state = if d3 { 3 } else { 0 };
+        let new = (old & !uapi::PCI_PM_CTRL_STATE_MASK) | state;
+        self.write(&self.config, at, &new.to_le_bytes())?;
+        let now = u16::from_le_bytes(self.config_read(at)?) & uapi::PCI_PM_CTRL_STATE_MASK;
+        if now != state {
+            return Err(err!("PMCSR power state is D{now} after writing D{state}"));
+        }
+        Ok(())
+    }
+
+    /// Whether the function advertises Function Level Reset.
+    pub fn has_flr(&self) -> Result<bool> {
+        let Some(exp) = self.find_cap(uapi::PCI_CAP_ID_EXP)? else {
+            return Ok(false);
+        };
+        let devcap = u32::from_le_bytes(self.config_read(exp + uapi::PCI_EXP_DEVCAP)?);
+        Ok(devcap & uapi::PCI_EXP_DEVCAP_FLR != 0)
+    }
+
+    /// Initiates a Function Level Reset by writing Device Control, as a
+    /// guest driver would (the core zaps, resets, restores).
+    pub fn flr(&self) -> Result<()> {
+        let exp = self
+            .find_cap(uapi::PCI_CAP_ID_EXP)?
+            .ok_or_else(|| err!("{}: no PCI Express capability", self.bdf))?;
+        let at = exp + uapi::PCI_EXP_DEVCTL;
+        let devctl = u16::from_le_bytes(self.config_read(at)?);
+        self.write(
+            &self.config,
+            at,
+            &(devctl | uapi::PCI_EXP_DEVCTL_BCR_FLR).to_le_bytes(),
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE` low-power entry (`true`) or exit: entry
+    /// revokes every mapping until exit.
+    pub fn low_power(&self, enter: bool) -> Result<()> {
+        let feature = if enter {
+            uapi::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY
+        } else {
+            uapi::VFIO_DEVICE_FEATURE_LOW_POWER_EXIT
+        };
+        let mut f = uapi::Feature {
+            argsz: argsz::<uapi::Feature>(),
+            flags: uapi::VFIO_DEVICE_FEATURE_SET | feature,
+        };
+        let what = if enter {
+            "LOW_POWER_ENTRY"
+        } else {
+            "LOW_POWER_EXIT"
+        };
+        // SAFETY: `f` is a live `vfio_device_feature` header with argsz set;
+        // these features carry no data.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_FEATURE,
+                &raw mut f as usize,
+                &format!("VFIO_DEVICE_FEATURE({what})"),
+            )?
+        };
+        Ok(())
+    }
+
     /// `VFIO_DEVICE_RESET`.
     pub fn reset(&self) -> Result<()> {
         // SAFETY: VFIO_DEVICE_RESET takes no argument.

@@ -4,6 +4,48 @@
 //! judgement of what it did see (pure logic, unit tested).
 
 use crate::family::Report;
+use crate::mapping::Piece;
+use crate::probe::PAGE;
+
+/// Size of a PMD mapping.
+const PMD: usize = 512 * PAGE;
+
+/// Faults and entries that mapping vmas back in costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fill {
+    /// Faults.
+    pub faults: u64,
+    /// PTEs inserted.
+    pub ptes: u64,
+    /// PMDs inserted.
+    pub pmds: u64,
+}
+
+/// What the fixed design costs to map `pieces` into one process with no
+/// page tables yet: one fault per vma, filling it with a PMD for every
+/// 2 MiB of it whose virtual address and BAR offset are both 2 MiB aligned
+/// (none with `pte_only`), and PTEs for the rest. Where a PTE table is left
+/// over, PTEs replace the PMD: `pmds` is then an upper bound.
+pub fn fill_cost(pieces: &[Piece], pte_only: bool) -> Fill {
+    let mut f = Fill::default();
+    for p in pieces {
+        let pages = (p.len / PAGE) as u64;
+        let end = p.addr + p.len;
+        let mut pmds = 0;
+        let aligned = (p.addr % PMD) == (p.bar_offset % PMD);
+        if aligned && !pte_only {
+            let mut a = p.addr.next_multiple_of(PMD);
+            while a + PMD <= end {
+                pmds += 1;
+                a += PMD;
+            }
+        }
+        f.faults += 1;
+        f.pmds += pmds;
+        f.ptes += pages - 512 * pmds;
+    }
+    f
+}
 
 /// Expected result of one pass over the mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +323,35 @@ mod tests {
             self.pages = n;
             self
         }
+    }
+
+    #[test]
+    fn fill_costs() {
+        let p = |addr, len, bar_offset| Piece {
+            addr,
+            len,
+            bar_offset,
+        };
+        let f = |pieces: &[Piece], pte_only| {
+            let c = fill_cost(pieces, pte_only);
+            (c.faults, c.ptes, c.pmds)
+        };
+        // 2 MiB at an aligned address: one PMD; unaligned: 512 PTEs.
+        assert_eq!(f(&[p(4 * PMD, PMD, 0)], false), (1, 0, 1));
+        assert_eq!(f(&[p(4 * PMD, PMD, 0)], true), (1, 512, 0));
+        assert_eq!(f(&[p(4 * PMD + PAGE, PMD, 0)], false), (1, 512, 0));
+        // Virtual address aligned, BAR offset not: no PMD.
+        assert_eq!(f(&[p(4 * PMD, PMD, PAGE)], false), (1, 512, 0));
+        // 4 MiB starting half-way into a PMD: head and tail PTEs, one PMD.
+        assert_eq!(
+            f(&[p(4 * PMD + PMD / 2, 2 * PMD, PMD / 2)], false),
+            (1, 512, 1)
+        );
+        // Two vmas: two faults.
+        assert_eq!(
+            f(&[p(0, 4 * PAGE, 0), p(8 * PAGE, 4 * PAGE, 8 * PAGE)], false),
+            (2, 8, 0)
+        );
     }
 
     #[test]

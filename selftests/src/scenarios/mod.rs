@@ -7,6 +7,9 @@
 //! | `inherit_<path>` | map, write a pattern, fork: the child reads it with 0 faults |
 //! | `fork_mem_disable_<path>` | COMMAND.MEM clear: child SIGBUS; re-enable: child refaults |
 //! | `fork_reset_<path>` | `VFIO_DEVICE_RESET`: the child's next access faults again |
+//! | `fork_flr_<path>` | FLR through a PCIe Device Control write: same |
+//! | `fork_d3hot_<path>` | PMCSR to D3hot: child SIGBUS; back to D0: child refaults |
+//! | `fork_low_power_<path>` | `VFIO_DEVICE_FEATURE` low-power entry: child SIGBUS; exit: refaults |
 //! | `fork_driver_revoke_<path>` | vfio_variant's debugfs `revoke`: same |
 //! | `many_children_<path>` | children and grandchildren, all revoked |
 //! | `fork_before_touch_<path>` | child forked before the parent touched the mapping |
@@ -187,6 +190,9 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
             Spec::one(Some(Revoke::MemDisable)),
         ));
         tests.push(fork("fork_reset", Spec::one(Some(Revoke::Reset))));
+        tests.push(fork("fork_flr", Spec::one(Some(Revoke::Flr))));
+        tests.push(fork("fork_d3hot", Spec::one(Some(Revoke::D3hot))));
+        tests.push(fork("fork_low_power", Spec::one(Some(Revoke::LowPower))));
         tests.push(fork("fork_driver_revoke", Spec::one(Some(Revoke::Driver))));
         tests.push(fork("many_children", Spec::many(Revoke::MemDisable)));
         tests.push(fork(
