@@ -174,6 +174,14 @@ const TESTS: &[Row] = &[
     passes("fork_before_touch"),
     revoke("vma_split", NOT_LISTED),
     revoke("vma_mremap", NOT_LISTED),
+    revoke("vma_offset", NOT_LISTED),
+    revoke("two_mmaps", NOT_LISTED),
+    Row {
+        lacks: Some("has no mappable BAR"),
+        ..revoke("other_bar", NOT_LISTED)
+    },
+    revoke("reshape_after_fork", NOT_LISTED),
+    passes("fork_mem_disabled"),
     revoke("fork_race_pmd", RACE),
     revoke("fork_race_pte", RACE),
     Row {

@@ -135,12 +135,15 @@ pub struct Report {
     /// Pages with a page table entry before the pass (`NOT_MEASURED`
     /// where the driver cannot say).
     pub present: u32,
+    /// vmas the pass went over.
+    pub vmas: u32,
     /// Minor faults taken by the pass.
     pub faults: i64,
 }
 
 impl Report {
-    fn new(who: u32, phase: u32, s: &Seen) -> Self {
+    /// The record of member `who` (0 for the parent) for `phase`.
+    pub fn new(who: u32, phase: u32, s: &Seen) -> Self {
         Self {
             who,
             phase,
@@ -150,6 +153,7 @@ impl Report {
             first_bad: s.first_bad,
             value: s.value,
             present: s.present,
+            vmas: s.vmas,
             faults: s.faults,
         }
     }
@@ -164,6 +168,7 @@ impl Report {
             bad: self.bad,
             first_bad: self.first_bad,
             value: self.value,
+            vmas: self.vmas,
         }
     }
 }

@@ -238,6 +238,7 @@ impl Mapping {
             all.sigbus += s.sigbus;
         }
         all.faults = probe::minflt() - f0;
+        all.vmas = self.pieces.len() as u32;
         all
     }
 
@@ -270,6 +271,65 @@ impl Mapping {
             },
         ];
         Ok(())
+    }
+
+    /// Maps `len` more bytes of `bar` from `bar_offset` as a further piece
+    /// (a second mmap of the same BAR).
+    pub fn add(&mut self, fd: RawFd, bar: &Region, bar_offset: usize, len: usize) -> Result<()> {
+        let mut more = Self::new(fd, bar, bar_offset, len, Place::Any)?;
+        self.pieces.append(&mut more.pieces);
+        self.owned.append(&mut more.owned);
+        Ok(())
+    }
+
+    /// The same pieces, owning nothing: a forked process's handle on the
+    /// mapping it inherited, to reshape without touching the original's
+    /// bookkeeping.
+    pub fn view(&self) -> Self {
+        Self {
+            pieces: self.pieces.clone(),
+            owned: Vec::new(),
+        }
+    }
+
+    /// Shrinks a single-piece mapping in place to its first `len` bytes
+    /// with mremap.
+    pub fn shrink(&mut self, len: usize) -> Result<()> {
+        let [p] = self.pieces[..] else {
+            return Err(err!("shrink: mapping is split"));
+        };
+        // SAFETY: shrinks our own mapping; the tail is no longer used.
+        let r = unsafe { libc::mremap(p.addr as *mut libc::c_void, p.len, len, 0) };
+        if r == libc::MAP_FAILED {
+            return Err(last_os("mremap shrink of the BAR mapping"));
+        }
+        self.pieces[0].len = len;
+        Ok(())
+    }
+
+    /// Tries to grow the first piece in place by a page with mremap, which
+    /// the kernel must refuse for a PFN map: the errno it failed with, or
+    /// `None` if it grew.
+    pub fn try_expand(&self) -> Option<i32> {
+        let p = self.pieces[0];
+        // SAFETY: a failed mremap changes nothing; a successful one grows
+        // our own mapping, which the caller reports as a failure (the
+        // extra page is unmapped with the reservation-less piece at drop).
+        let r = unsafe { libc::mremap(p.addr as *mut libc::c_void, p.len, p.len + PAGE, 0) };
+        if r == libc::MAP_FAILED {
+            Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            None
+        }
+    }
+
+    /// `madvise(advice)` over every piece: the first errno, if any failed.
+    pub fn madvise(&self, advice: i32) -> Option<i32> {
+        self.pieces.iter().find_map(|p| {
+            // SAFETY: advice over our own mapping.
+            let r = unsafe { libc::madvise(p.addr as *mut libc::c_void, p.len, advice) };
+            (r != 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        })
     }
 
     /// Moves a single-piece mapping to a new address with mremap.

@@ -129,6 +129,8 @@ pub struct Seen {
     pub first_bad: u32,
     /// Value read from the first bad page, else from page 0.
     pub value: u32,
+    /// vmas the pass went over.
+    pub vmas: u32,
 }
 
 /// Page size.

@@ -15,6 +15,11 @@
 //! | `fork_before_touch_<path>` | child forked before the parent touched the mapping |
 //! | `vma_split_<path>` | middle page unmapped before fork: both halves revoked |
 //! | `vma_mremap_<path>` | mapping moved before fork: revoked at its new place |
+//! | `vma_offset_<path>` | mapping at a non-zero, unaligned BAR offset: revoked |
+//! | `two_mmaps_<path>` | two mmaps of one BAR (overlapping): both revoked |
+//! | `other_bar_<path>` | BAR2 instead of BAR0: revoked |
+//! | `reshape_after_fork_<path>` | after fork the parent moves its mapping (growing it is refused), children shrink, split or move theirs: every piece revoked |
+//! | `fork_mem_disabled_<path>` | fork while memory is disabled: the family gets SIGBUS, then faults in after re-enable |
 //! | `whole_vma_<path>` | touching a fresh mapping costs one fault (per PMD chunk) |
 //! | `region_rw_<path>` | pread/pwrite of the BAR region agree with the mmap |
 //! | `bad_mmap_<path>` | MAP_PRIVATE and out-of-range mmaps fail with EINVAL |
@@ -204,6 +209,30 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
         ));
         tests.push(fork("vma_split", Spec::shaped(Shape::Split)));
         tests.push(fork("vma_mremap", Spec::shaped(Shape::Moved)));
+        tests.push(fork("vma_offset", Spec::shaped(Shape::Offset)));
+        tests.push(fork("two_mmaps", Spec::shaped(Shape::Twice)));
+        tests.push(fork(
+            "other_bar",
+            Spec {
+                bar: Some(2),
+                ..Spec::one(Some(Revoke::MemDisable))
+            },
+        ));
+        tests.push(fork(
+            "reshape_after_fork",
+            Spec {
+                reshape: true,
+                children: 2,
+                ..Spec::shaped(Shape::Whole)
+            },
+        ));
+        tests.push(fork(
+            "fork_mem_disabled",
+            Spec {
+                disabled_at_fork: true,
+                ..Spec::one(None)
+            },
+        ));
         for kind in [fork_race::Kind::Pmd, fork_race::Kind::Pte] {
             tests.push(Test::new(
                 format!("fork_race_{}_{p}", kind.name()),

@@ -129,6 +129,11 @@ pub enum Shape {
     Split,
     /// Moved with mremap.
     Moved,
+    /// One vma starting half-way plus a page into the BAR (a non-zero,
+    /// unaligned offset).
+    Offset,
+    /// Two mmaps of one BAR: all of it, and again its second half.
+    Twice,
 }
 
 /// One fork test.
@@ -146,6 +151,15 @@ pub struct Spec {
     pub touch_first: bool,
     /// Use the run's children/grandchildren counts.
     pub many: bool,
+    /// Memory is disabled before the fork and enabled after it: the
+    /// family inherits no entries and must fault the BAR in.
+    pub disabled_at_fork: bool,
+    /// Map this BAR instead of the run's.
+    pub bar: Option<u32>,
+    /// After fork, every process reshapes its own mapping (the parent
+    /// moves it; children shrink it, punch a page out of it or move it)
+    /// before the revoke.
+    pub reshape: bool,
 }
 
 impl Spec {
@@ -158,6 +172,9 @@ impl Spec {
             grandchildren: 0,
             touch_first: true,
             many: false,
+            disabled_at_fork: false,
+            bar: None,
+            reshape: false,
         }
     }
 
@@ -225,6 +242,18 @@ pub fn run(ctx: &Ctx, path: Path, spec: &Spec) -> Result<Outcome> {
 
 fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -> Result<Outcome> {
     let (dev, bar) = ctx.open(path)?;
+    let bar = match spec.bar {
+        None => bar,
+        Some(i) => match dev.region(i) {
+            Ok(r) if r.size > 0 && r.mappable() => r,
+            _ => {
+                return Ok(Outcome::Skip(format!(
+                    "{} has no mappable BAR{i} besides BAR{}",
+                    ctx.bdf, ctx.bar
+                )))
+            }
+        },
+    };
     if let Some(why) = spec
         .revoke
         .map(|r| lacks(&dev, r, &ctx.bdf))
@@ -234,11 +263,17 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         return Ok(Outcome::Skip(why));
     }
     let len = ctx.map_len(&bar);
-    let mut map = Mapping::new(dev.fd(), &bar, 0, len, Place::Any)?;
+    let start = if spec.shape == Shape::Offset {
+        len / 2 + PAGE
+    } else {
+        0
+    };
+    let mut map = Mapping::new(dev.fd(), &bar, start, len - start, Place::Any)?;
     match spec.shape {
-        Shape::Whole => {}
+        Shape::Whole | Shape::Offset => {}
         Shape::Split => map.punch(len / PAGE / 2)?,
         Shape::Moved => map.remap()?,
+        Shape::Twice => map.add(dev.fd(), &bar, len / 2, len / 2)?,
     }
     let pages = len / PAGE;
     let expected = Shared::new(pages)?;
@@ -276,12 +311,24 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
             Shape::Whole => "",
             Shape::Split => " (split by munmap)",
             Shape::Moved => " (moved by mremap)",
+            Shape::Offset => " (at a non-zero BAR offset)",
+            Shape::Twice => " (two mmaps of the BAR)",
         },
         spec.children,
         spec.grandchildren
     ));
 
+    if spec.disabled_at_fork {
+        dev.set_memory(false)?;
+        let p = parent(0, &map, exp, None);
+        if p.sigbus as usize != map.len() / PAGE {
+            return Err(err!(
+                "the parent read its mapping with memory disabled: {p:?}"
+            ));
+        }
+    }
     let phases = match spec.revoke {
+        _ if spec.disabled_at_fork => 2,
         None => 1,
         Some(r) if r.memory_off() => 3,
         Some(_) => 2,
@@ -295,13 +342,33 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         probe::warm_up();
         let _ = scratch.pass(exp);
         let _ = dbg.as_ref().map(Debugfs::present);
+        let mut mine = map.view();
+        if spec.reshape {
+            if let Err(e) = reshape_member(&mut mine, m.who) {
+                eprintln!("process {}: {e}", m.who);
+                std::process::exit(5);
+            }
+        }
         for phase in 0..phases {
             m.wait(phase);
-            m.report(phase, &pass(&map, exp, dbg.as_ref()));
+            m.report(phase, &pass(&mine, exp, dbg.as_ref()));
         }
     })?;
     let mut v = Verdict::default();
     let r0 = fam.collect(0, PHASE_LIMIT)?;
+    if spec.disabled_at_fork {
+        v.judge("forked with memory disabled", Want::Sigbus, &r0, exp);
+        dev.set_memory(true)?;
+        let p1 = parent(1, &map, exp, dbg.as_ref());
+        fam.start(1);
+        let mut r1 = fam.collect(1, PHASE_LIMIT)?;
+        r1.insert(0, p1);
+        v.judge("after re-enable", Want::Faulted, &r1, exp);
+        if let Err(e) = fam.finish() {
+            v.fail(format!("a process ended badly: {e}"));
+        }
+        return Ok(v.outcome());
+    }
     if spec.touch_first {
         v.judge("after fork", Want::Inherited, &r0, exp);
     } else {
@@ -313,6 +380,17 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         fam.finish()?;
         return Ok(v.outcome());
     };
+    if spec.reshape {
+        map.remap()?;
+        let e = map.try_expand();
+        v.check(e == Some(libc::EFAULT), || {
+            format!("mremap growing a PFN map in place: expected EFAULT, got {e:?}")
+        });
+        diag(&format!(
+            "after fork: parent moved its mapping (growing it failed: {e:?}); processes \
+             1, 4, ... shrank theirs, 2, 5, ... punched a page out, 3, 6, ... moved theirs"
+        ));
+    }
 
     let counters = ctx.debugfs();
     let before = counters.as_ref().map(|d| d.counters()).transpose()?;
@@ -341,6 +419,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     } else {
         v.judge(&after, Want::Refaulted, &r1, exp);
     }
+    let mut refaulted = r1.clone();
     if revoke.memory_off() {
         restore(&dev, revoke)?;
         if revoke.resets() {
@@ -351,6 +430,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
         let mut r2 = fam.collect(2, PHASE_LIMIT)?;
         r2.insert(0, p2);
         v.judge("after memory is back", Want::Refaulted, &r2, exp);
+        refaulted = r2;
     }
     if let Err(e) = fam.finish() {
         v.fail(format!("a process ended badly: {e}"));
@@ -358,7 +438,12 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     if let (Some(d), Some(before)) = (counters, before) {
         if revoke != Revoke::Unplug {
             let moved = d.counters()?.since(&before);
-            check_counters(&mut v, revoke, r1.len(), &map, &d, &moved);
+            let pmds = if spec.reshape {
+                None
+            } else {
+                Some(checks::fill_cost(map.pieces(), d.pte_only().unwrap_or(false)).pmds)
+            };
+            check_counters(&mut v, revoke, &r1, &refaulted, pmds, &d, &moved);
         }
     } else {
         diag("no vfio_variant counters for this driver: checked ru_minflt only");
@@ -377,20 +462,7 @@ fn pass(map: &Mapping, exp: &dyn Fn(usize) -> u32, dbg: Option<&Debugfs>) -> See
 
 /// The parent's own pass, as a report from process 0.
 fn parent(phase: u32, map: &Mapping, exp: &dyn Fn(usize) -> u32, dbg: Option<&Debugfs>) -> Report {
-    let s = pass(map, exp, dbg);
-    let mut r = Report {
-        who: 0,
-        phase,
-        ..Report::default()
-    };
-    r.sigbus = s.sigbus;
-    r.present = s.present;
-    r.faults = s.faults;
-    r.pages = s.pages;
-    r.bad = s.bad;
-    r.first_bad = s.first_bad;
-    r.value = s.value;
-    r
+    Report::new(0, phase, &pass(map, exp, dbg))
 }
 
 /// After a reset the device decides what its memory holds: take what the
@@ -462,23 +534,35 @@ fn finish_unplug(mut child: Child, binding: &Binding) -> Result<()> {
     Ok(())
 }
 
+/// What member `who` does to its own copy of the mapping after fork.
+fn reshape_member(map: &mut Mapping, who: u32) -> Result<()> {
+    let len = map.len();
+    match who % 3 {
+        1 => map.shrink(len / 2),
+        2 => map.punch(len / PAGE / 2),
+        _ => map.remap(),
+    }
+}
+
 /// The variant's counters must have seen the revoke once, a SIGBUS for
 /// every page of every process while memory was off (each probe is one
 /// fault), and, net of those, the refaults the design promises: in fixed
-/// mode exactly one per vma and process, each filling its whole vma with
-/// PMDs where the alignment allows and PTEs elsewhere.
+/// mode exactly one per vma and process, every page entered once, and no
+/// more PMDs than the alignment allows (`max_pmds`: per process, if known).
 fn check_counters(
     v: &mut Verdict,
     revoke: Revoke,
-    procs: usize,
-    map: &Mapping,
+    revoked: &[Report],
+    refaulted: &[Report],
+    max_pmds: Option<u64>,
     dbg: &Debugfs,
     d: &sysfs::Counters,
 ) {
     diag(&format!("counters moved by: {d}"));
     let fixed = dbg.mode().is_ok_and(|m| m == "fixed");
-    let procs = procs as u64;
-    let pages = (map.len() / PAGE) as u64;
+    let procs = revoked.len() as u64;
+    let sum =
+        |rs: &[Report], f: &dyn Fn(&Report) -> u32| rs.iter().map(|r| u64::from(f(r))).sum::<u64>();
     v.check(d.zaps == 1 || (!fixed && d.zaps >= 1), || {
         format!(
             "counters: zaps +{}: the revoke was not counted exactly once",
@@ -486,10 +570,10 @@ fn check_counters(
         )
     });
     if revoke.memory_off() {
-        let want = procs * pages;
+        let want = sum(revoked, &|r| r.sigbus + r.pages);
         v.check(d.sigbus == want, || {
             format!(
-                "counters: sigbus +{}, expected {want} ({procs} processes x {pages} pages, \
+                "counters: sigbus +{}, expected {want} (every page of {procs} processes, \
                  each probed once while memory was off)",
                 d.sigbus
             )
@@ -507,21 +591,19 @@ fn check_counters(
     }
     // A PMD needs an empty PMD slot: where a PTE table is left from an
     // earlier mapping (mremap moves PTE tables), the fill inserts PTEs.
-    // So: one fault per vma and process, every page entered exactly once,
-    // and never more PMDs than the alignment allows (whole_vma checks that
-    // fresh mappings get them all).
-    let pte_only = dbg.pte_only().unwrap_or(false);
-    let fill = checks::fill_cost(map.pieces(), pte_only);
-    let (faults, entered, max_pmds) = (procs * fill.faults, procs * pages, procs * fill.pmds);
+    // whole_vma checks that fresh mappings get every PMD they can.
+    let faults = sum(refaulted, &|r| r.vmas);
+    let entered = sum(refaulted, &|r| r.pages);
+    let max_pmds = max_pmds.map_or(entered / 512, |per| per * procs);
     let got = d.ptes + 512 * d.pmds;
     v.check(
         refaults == faults && got == entered && d.pmds <= max_pmds,
         || {
             format!(
                 "counters: +{refaults} faults besides SIGBUS, +{} PTEs, +{} PMDs; the whole-vma \
-             design promises {faults} faults ({procs} processes x {} vma(s)), every page \
-             entered once ({entered} pages, got {got}) and at most {max_pmds} PMDs",
-                d.ptes, d.pmds, fill.faults
+             design promises {faults} faults (one per vma and process), every page entered \
+             once ({entered} pages, got {got}) and at most {max_pmds} PMDs",
+                d.ptes, d.pmds
             )
         },
     );
