@@ -9,7 +9,7 @@ use std::process::exit;
 use vfio_revoke_selftests::ktap::{self, diag, Writer};
 use vfio_revoke_selftests::scenarios::{self, kmsg::Kmsg, Ctx};
 use vfio_revoke_selftests::vfio::Path;
-use vfio_revoke_selftests::{probe, sysfs};
+use vfio_revoke_selftests::{probe, sys, sysfs};
 
 const USAGE: &str = "\
 usage: vfio_fork_revoke [options] [BDF]
@@ -132,7 +132,7 @@ fn main() {
         return;
     }
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if unsafe { sys::geteuid() } != 0 {
         skip_all("must run as root (VFIO no-IOMMU needs CAP_SYS_RAWIO; sysfs writes)");
     }
     let bdf = match args.bdf.clone().or_else(|| sysfs::find_device(args.id)) {
