@@ -13,6 +13,7 @@
 use crate::err;
 use crate::error::{last_os, Result};
 use crate::probe::Seen;
+use crate::sys;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid out-array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { sys::pipe2(fds.as_mut_ptr(), sys::O_CLOEXEC) } != 0 {
         return Err(last_os("pipe2"));
     }
     // SAFETY: pipe2 returned two new descriptors that we now own.
@@ -30,12 +31,12 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Forks; the child runs `f` and exits with its result (101 if it
 /// panicked) without running the parent's destructors.
-pub fn fork_run(f: impl FnOnce() -> i32) -> Result<libc::pid_t> {
+pub fn fork_run(f: impl FnOnce() -> i32) -> Result<sys::pid_t> {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: the child only runs `f` (glibc keeps malloc usable after
     // fork) and then `_exit`s; the test binary itself is single threaded.
-    let pid = unsafe { libc::fork() };
+    let pid = unsafe { sys::fork() };
     if pid < 0 {
         return Err(last_os("fork"));
     }
@@ -43,32 +44,32 @@ pub fn fork_run(f: impl FnOnce() -> i32) -> Result<libc::pid_t> {
         // SAFETY: plain syscalls in the new child: die with the parent, and
         // never hang a test run.
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            libc::alarm(120);
+            sys::prctl(sys::PR_SET_PDEATHSIG, sys::SIGKILL as sys::c_ulong);
+            sys::alarm(120);
         }
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
         let _ = std::io::stdout().flush();
         // SAFETY: leaves the child without unwinding into the parent's code.
-        unsafe { libc::_exit(code) };
+        unsafe { sys::_exit(code) };
     }
     Ok(pid)
 }
 
 /// Waits for `pid`; describes an abnormal end.
-pub fn wait_ok(pid: libc::pid_t) -> Result<()> {
+pub fn wait_ok(pid: sys::pid_t) -> Result<()> {
     let mut st = 0;
     // SAFETY: `st` is a valid out-parameter.
-    if unsafe { libc::waitpid(pid, &mut st, 0) } < 0 {
+    if unsafe { sys::waitpid(pid, &mut st, 0) } < 0 {
         return Err(last_os(format!("waitpid {pid}")));
     }
-    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+    if sys::WIFEXITED(st) && sys::WEXITSTATUS(st) == 0 {
         Ok(())
-    } else if libc::WIFEXITED(st) {
-        Err(err!("process {pid} exited with {}", libc::WEXITSTATUS(st)))
+    } else if sys::WIFEXITED(st) {
+        Err(err!("process {pid} exited with {}", sys::WEXITSTATUS(st)))
     } else {
         Err(err!(
             "process {pid} was killed by signal {}",
-            libc::WTERMSIG(st)
+            sys::WTERMSIG(st)
         ))
     }
 }
@@ -104,9 +105,9 @@ impl Gate {
         let mut b = [0u8; 1];
         loop {
             // SAFETY: reading into a local buffer.
-            let n = unsafe { libc::read(self.r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+            let n = unsafe { sys::read(self.r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
             if n == 0
-                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(sys::EINTR))
             {
                 return;
             }
@@ -174,7 +175,7 @@ impl Report {
 }
 
 const REPORT: usize = std::mem::size_of::<Report>();
-const _: () = assert!(REPORT <= libc::PIPE_BUF);
+const _: () = assert!(REPORT <= sys::PIPE_BUF);
 
 /// A member of a family, as its body sees itself.
 #[derive(Debug)]
@@ -197,7 +198,7 @@ impl Member<'_> {
     pub fn report(&self, phase: usize, seen: &Seen) {
         let r = Report::new(self.who, phase as u32, seen);
         // SAFETY: writes the bytes of a plain `repr(C)` record.
-        let n = unsafe { libc::write(self.report_fd, (&raw const r).cast(), REPORT) };
+        let n = unsafe { sys::write(self.report_fd, (&raw const r).cast(), REPORT) };
         assert_eq!(n, REPORT as isize, "report pipe write");
     }
 }
@@ -207,7 +208,7 @@ impl Member<'_> {
 pub struct Family {
     gates: Vec<Gate>,
     reports: OwnedFd,
-    pids: Vec<libc::pid_t>,
+    pids: Vec<sys::pid_t>,
     /// Number of members (children and grandchildren).
     pub members: usize,
 }
@@ -301,13 +302,13 @@ impl Family {
         let start = Instant::now();
         while got.len() < self.members {
             let left = limit.saturating_sub(start.elapsed());
-            let mut pfd = libc::pollfd {
+            let mut pfd = sys::pollfd {
                 fd: self.reports.as_raw_fd(),
-                events: libc::POLLIN,
+                events: sys::POLLIN,
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+            let n = unsafe { sys::poll(&mut pfd, 1, left.as_millis() as i32) };
             if n == 0 {
                 return Err(err!(
                     "phase {phase}: only {} of {} processes reported within {:?}",
@@ -319,7 +320,7 @@ impl Family {
             let mut r = Report::default();
             // SAFETY: reads one record into a plain `repr(C)` struct; every
             // bit pattern is valid for it.
-            let n = unsafe { libc::read(self.reports.as_raw_fd(), (&raw mut r).cast(), REPORT) };
+            let n = unsafe { sys::read(self.reports.as_raw_fd(), (&raw mut r).cast(), REPORT) };
             if n == 0 {
                 return Err(err!(
                     "phase {phase}: {} of {} processes died before reporting",
@@ -366,8 +367,8 @@ impl Family {
         for pid in std::mem::take(&mut self.pids) {
             // SAFETY: our own child; then reap it.
             unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
+                sys::kill(pid, sys::SIGKILL);
+                sys::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
     }
@@ -392,16 +393,16 @@ impl Shared {
         let bytes = (len * 4).max(1);
         // SAFETY: a new anonymous shared mapping.
         let p = unsafe {
-            libc::mmap(
+            sys::mmap(
                 std::ptr::null_mut(),
                 bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                sys::PROT_READ | sys::PROT_WRITE,
+                sys::MAP_SHARED | sys::MAP_ANONYMOUS,
                 -1,
                 0,
             )
         };
-        if p == libc::MAP_FAILED {
+        if p == sys::MAP_FAILED {
             return Err(last_os("mmap shared words"));
         }
         Ok(Self { ptr: p.cast(), len })
@@ -490,7 +491,7 @@ mod tests {
     fn dead_member_is_reported() {
         let mut fam = Family::spawn(1, 0, 1, |_| {
             // SAFETY: ends this test child at once.
-            unsafe { libc::_exit(9) }
+            unsafe { sys::_exit(9) }
         })
         .unwrap();
         let e = fam.collect(0, Duration::from_secs(10)).unwrap_err();

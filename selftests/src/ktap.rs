@@ -15,6 +15,10 @@
 //!
 //! Exit codes follow kselftest.h: 0 when nothing failed, 1 when anything
 //! failed, 4 (`KSFT_SKIP`) when every test was skipped.
+//!
+//! Like kselftest.h's `ksft_print_header()`, the `TAP version 13` line is
+//! left out when `KSFT_TAP_LEVEL` is set: a runner that sets it has printed
+//! the version line of the whole run already. The plan line always comes.
 
 use std::io::Write;
 
@@ -24,6 +28,39 @@ pub const KSFT_PASS: i32 = 0;
 pub const KSFT_FAIL: i32 = 1;
 /// kselftest exit code: every test was skipped.
 pub const KSFT_SKIP: i32 = 4;
+
+/// Set by a kselftest runner that printed `TAP version 13` itself.
+pub const TAP_LEVEL_ENV: &str = "KSFT_TAP_LEVEL";
+
+/// Whether this process runs under a runner that set [`TAP_LEVEL_ENV`]
+/// (set at all, whatever its value, as kselftest.h checks it).
+pub fn nested() -> bool {
+    std::env::var_os(TAP_LEVEL_ENV).is_some()
+}
+
+/// The first lines of the document: `TAP version 13` unless `nested`,
+/// then the plan `1..plan`, or `1..0 # SKIP reason` when `skip_all` gives
+/// the reason nothing runs.
+pub fn preamble(plan: usize, skip_all: Option<&str>, nested: bool) -> String {
+    let mut s = String::new();
+    if !nested {
+        s.push_str("TAP version 13\n");
+    }
+    match skip_all {
+        Some(why) => s.push_str(&format!("1..0 # SKIP {}\n", why.replace('\n', " "))),
+        None => s.push_str(&format!("1..{plan}\n")),
+    }
+    s
+}
+
+/// Nothing applies here (no device, not root, wrong architecture): prints
+/// the KTAP of an empty, skipped run and exits with [`KSFT_SKIP`].
+pub fn skip_all(reason: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(preamble(0, Some(reason), nested()).as_bytes());
+    let _ = out.flush();
+    std::process::exit(KSFT_SKIP);
+}
 
 /// The result of one test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +119,9 @@ pub fn result_line(number: usize, name: &str, outcome: &Outcome) -> String {
 }
 
 impl Writer {
-    /// Prints the header and the plan.
+    /// Prints the header (see [`preamble`]) and the plan.
     pub fn start(plan: usize) -> Self {
-        println!("TAP version 13");
-        println!("1..{plan}");
+        print!("{}", preamble(plan, None, nested()));
         let _ = std::io::stdout().flush();
         Self {
             next: 1,
@@ -169,7 +205,9 @@ pub fn parse(text: &str) -> Document {
     let mut last_fail = String::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("1..") {
-            if let Ok(n) = rest.trim().parse() {
+            // `1..0 # SKIP reason` is a plan too.
+            let count = rest.split('#').next().unwrap_or("");
+            if let Ok(n) = count.trim().parse() {
                 doc.plan = Some(n);
             }
             continue;
@@ -230,6 +268,25 @@ mod tests {
             result_line(3, "y#z", &Outcome::Skip("no\nreset".into())),
             "ok 3 y_z # SKIP no reset"
         );
+    }
+
+    #[test]
+    fn version_line_only_when_not_nested() {
+        assert_eq!(preamble(3, None, false), "TAP version 13\n1..3\n");
+        assert_eq!(preamble(3, None, true), "1..3\n");
+        assert_eq!(
+            preamble(0, Some("no device\nat all"), false),
+            "TAP version 13\n1..0 # SKIP no device at all\n"
+        );
+        assert_eq!(
+            preamble(5, Some("not root"), true),
+            "1..0 # SKIP not root\n"
+        );
+        // What the runner sees either way parses the same.
+        for nested in [false, true] {
+            assert_eq!(parse(&preamble(2, None, nested)).plan, Some(2));
+            assert_eq!(parse(&preamble(0, Some("x"), nested)).plan, Some(0));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use crate::err;
 use crate::error::{last_os, Error, Result};
 use crate::probe::{self, Seen, PAGE};
+use crate::sys;
 use crate::vfio::Region;
 use std::os::fd::RawFd;
 
@@ -48,16 +49,16 @@ pub struct Mapping {
 fn reserve(len: usize) -> Result<usize> {
     // SAFETY: an anonymous PROT_NONE mapping has no effect on other memory.
     let p = unsafe {
-        libc::mmap(
+        sys::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            sys::PROT_NONE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE,
             -1,
             0,
         )
     };
-    if p == libc::MAP_FAILED {
+    if p == sys::MAP_FAILED {
         return Err(last_os(format!("reserve {len} bytes of address space")));
     }
     Ok(p as usize)
@@ -81,16 +82,16 @@ fn raw_mmap_at(
     // SAFETY: without MAP_FIXED the kernel picks an unused address; with it,
     // the caller owns the range it replaces.
     let p = unsafe {
-        libc::mmap(
-            addr as *mut libc::c_void,
+        sys::mmap(
+            addr as *mut sys::c_void,
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            sys::PROT_READ | sys::PROT_WRITE,
             flags,
             fd,
-            offset as libc::off_t,
+            offset as sys::off_t,
         )
     };
-    if p == libc::MAP_FAILED {
+    if p == sys::MAP_FAILED {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     } else {
         Ok(p as usize)
@@ -100,7 +101,7 @@ fn raw_mmap_at(
 /// `munmap()`, errors ignored (used on ranges this process owns).
 pub fn raw_munmap(addr: usize, len: usize) {
     // SAFETY: callers pass ranges they mapped and no longer use.
-    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+    unsafe { sys::munmap(addr as *mut sys::c_void, len) };
 }
 
 impl Mapping {
@@ -129,8 +130,8 @@ impl Mapping {
             }
         };
         let (addr_hint, flags) = match fixed {
-            Some(a) => (a, libc::MAP_SHARED | libc::MAP_FIXED),
-            None => (0, libc::MAP_SHARED),
+            Some(a) => (a, sys::MAP_SHARED | sys::MAP_FIXED),
+            None => (0, sys::MAP_SHARED),
         };
         let addr = match raw_mmap_at(addr_hint, len, flags, fd, file_off) {
             Ok(addr) => addr,
@@ -196,7 +197,7 @@ impl Mapping {
     /// take short of SIGBUS.
     pub fn scratch(expect: &dyn Fn(usize) -> u32) -> Result<Self> {
         let len = 2 * PAGE;
-        let addr = raw_mmap(len, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0).map_err(|e| {
+        let addr = raw_mmap(len, sys::MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0).map_err(|e| {
             err!(
                 "mmap scratch pages: {}",
                 std::io::Error::from_raw_os_error(e)
@@ -255,7 +256,7 @@ impl Mapping {
         }
         let hole = p.addr + page * PAGE;
         // SAFETY: a page inside our own mapping, which nothing references.
-        if unsafe { libc::munmap(hole as *mut libc::c_void, PAGE) } != 0 {
+        if unsafe { sys::munmap(hole as *mut sys::c_void, PAGE) } != 0 {
             return Err(last_os("munmap of a middle page"));
         }
         self.pieces = vec![
@@ -341,15 +342,15 @@ impl Mapping {
         self.owned.push((dest, p.len));
         // SAFETY: moves our own mapping onto our own reservation.
         let r = unsafe {
-            libc::mremap(
-                p.addr as *mut libc::c_void,
+            sys::mremap(
+                p.addr as *mut sys::c_void,
                 p.len,
                 p.len,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dest as *mut libc::c_void,
+                sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED,
+                dest as *mut sys::c_void,
             )
         };
-        if r == libc::MAP_FAILED {
+        if r == sys::MAP_FAILED {
             return Err(last_os("mremap of the BAR mapping"));
         }
         self.pieces[0].addr = r as usize;

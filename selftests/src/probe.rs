@@ -14,9 +14,7 @@
 //! freshly forked process would otherwise take on its stack and data while
 //! measuring.
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("probe.rs recovers from SIGBUS with x86_64 inline assembly");
-
+use crate::sys;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Address of the guarded load instruction.
@@ -31,30 +29,30 @@ pub fn install() {
     // SAFETY: a zeroed sigaction is valid; the handler is an
     // `extern "C" fn(c_int, *mut siginfo_t, *mut c_void)` as SA_SIGINFO wants.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
+        let mut sa: sys::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigbus as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) != 0 {
+        sa.sa_flags = sys::SA_SIGINFO | sys::SA_NODEFER;
+        sys::sigemptyset(&mut sa.sa_mask);
+        if sys::sigaction(sys::SIGBUS, &sa, std::ptr::null_mut()) != 0 {
             panic!("sigaction(SIGBUS): {}", std::io::Error::last_os_error());
         }
     }
 }
 
-extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+extern "C" fn on_sigbus(_sig: sys::c_int, info: *mut sys::siginfo_t, ctx: *mut sys::c_void) {
     // SAFETY: the kernel passes a valid ucontext and siginfo to an
     // SA_SIGINFO handler; only atomics and the saved registers are touched.
     unsafe {
-        let uc = &mut *ctx.cast::<libc::ucontext_t>();
-        let rip = &mut uc.uc_mcontext.gregs[libc::REG_RIP as usize];
+        let uc = &mut *ctx.cast::<sys::ucontext_t>();
+        let rip = &mut uc.uc_mcontext.gregs[sys::REG_RIP as usize];
         let load = LOAD_IP.load(Relaxed);
         if load != 0 && *rip as usize == load {
             BUS_ADDR.store((*info).si_addr() as u64, Relaxed);
-            *rip = RESUME_IP.load(Relaxed) as libc::greg_t;
+            *rip = RESUME_IP.load(Relaxed) as sys::greg_t;
             return;
         }
         // Not ours: die of it once we return and the access repeats.
-        libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        sys::signal(sys::SIGBUS, sys::SIG_DFL);
     }
 }
 
@@ -105,8 +103,8 @@ pub fn last_bus_addr() -> u64 {
 pub fn minflt() -> i64 {
     // SAFETY: `ru` is a valid out-parameter.
     unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let mut ru: sys::rusage = std::mem::zeroed();
+        sys::getrusage(sys::RUSAGE_SELF, &mut ru);
         ru.ru_minflt
     }
 }
@@ -225,21 +223,21 @@ mod tests {
         // SAFETY: a fresh shared mapping of an empty file: any access is
         // SIGBUS, which `load` catches.
         unsafe {
-            let m = libc::mmap(
+            let m = sys::mmap(
                 std::ptr::null_mut(),
                 PAGE,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
+                sys::PROT_READ,
+                sys::MAP_SHARED,
                 f.as_raw_fd(),
                 0,
             );
-            assert_ne!(m, libc::MAP_FAILED);
+            assert_ne!(m, sys::MAP_FAILED);
             assert_eq!(load(m.cast()), None);
             assert_eq!(last_bus_addr(), m as u64);
             let s = pass(m.cast(), PAGE, &|_| 0);
             assert_eq!(s.sigbus, 1);
             assert_eq!(s.pages, 0);
-            libc::munmap(m, PAGE);
+            sys::munmap(m, PAGE);
         }
     }
 

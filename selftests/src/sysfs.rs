@@ -78,6 +78,25 @@ pub fn parse_id(s: &str) -> Option<(u16, u16)> {
     ))
 }
 
+/// Whether `s` is a PCI address as sysfs spells it,
+/// `segment:bus:device.function` in hex (`0000:00:03.0`; mock-pci's
+/// segment is `10000`, so the segment may have up to 8 digits).
+pub fn is_bdf(s: &str) -> bool {
+    let hex = |p: &str, min: usize, max: usize| {
+        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let mut parts = s.split(':');
+    let (Some(seg), Some(bus), Some(devfn), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some((dev, func)) = devfn.split_once('.') else {
+        return false;
+    };
+    hex(seg, 4, 8) && hex(bus, 2, 2) && hex(dev, 2, 2) && matches!(func.as_bytes(), [b'0'..=b'7'])
+}
+
 fn read_hex(path: &Path) -> Option<u16> {
     let s = fs::read_to_string(path).ok()?;
     u16::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
@@ -375,5 +394,33 @@ mod tests {
         assert_eq!(parse_id("1af4:1110"), Some((0x1af4, 0x1110)));
         assert_eq!(parse_id("1234"), None);
         assert_eq!(parse_id("zz:1"), None);
+    }
+
+    #[test]
+    fn bdfs() {
+        for ok in [
+            "0000:00:03.0",
+            "10000:00:00.0",
+            "0000:af:1f.7",
+            "ABCD:0a:00.1",
+        ] {
+            assert!(is_bdf(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "00:03.0",
+            "0000:00:03",
+            "0000:00:03.8",
+            "0000:00:03.10",
+            "0000:0:03.0",
+            "000:00:03.0",
+            "123456789:00:00.0",
+            "0000:00:03.0:1",
+            "0000:g0:03.0",
+            "1234:f00d",
+            "--bar",
+        ] {
+            assert!(!is_bdf(bad), "{bad}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! config space access (COMMAND memory enable), reset and BAR pread/pwrite.
 
 use crate::error::{last_os, Context, Result};
+use crate::sys;
 use crate::uapi::{self, argsz, BindIommufd, DeviceInfo, GroupStatus, RegionInfo};
 use crate::{err, sysfs};
 use std::ffi::CString;
@@ -81,7 +82,7 @@ pub struct Device {
 /// of the right type.
 unsafe fn ioctl(fd: RawFd, req: u64, arg: usize, what: &str) -> Result<i32> {
     // SAFETY: per the caller's contract for `arg`; `fd` is any integer.
-    let r = unsafe { libc::ioctl(fd, req as _, arg) };
+    let r = unsafe { sys::ioctl(fd, req as _, arg) };
     if r < 0 {
         Err(last_os(what))
     } else {

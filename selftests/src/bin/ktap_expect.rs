@@ -4,7 +4,8 @@
 //! each configuration must show (see `expect.rs`): prints one line per
 //! skip, expected failure and unexpected result (plain passes are in the
 //! KTAP already) and closes with `N passed, N failed, N skipped`. Exit 0 when
-//! everything was as expected, 1 otherwise, 2 on bad usage.
+//! everything was as expected, 1 otherwise; bad usage (the usage on stderr)
+//! and an unreadable LOG exit 1 too.
 //!
 //! ```text
 //! ktap_expect [--configs fixed,stock,legacy] [--select ARGS] [--device mock|other]
@@ -37,8 +38,10 @@ fn main() {
                 run.configs = match v.split(',').map(Config::parse).collect::<Option<Vec<_>>>() {
                     Some(c) if !c.is_empty() => c,
                     _ => {
-                        eprintln!("ktap_expect: --configs '{v}': use fixed, stock, legacy");
-                        exit(2);
+                        eprintln!(
+                            "ktap_expect: --configs '{v}': use fixed, stock, legacy\n{USAGE}"
+                        );
+                        exit(1);
                     }
                 };
             }
@@ -57,19 +60,19 @@ fn main() {
             _ if log.is_none() && !a.starts_with('-') => log = Some(a),
             _ => {
                 eprintln!("{USAGE}");
-                exit(2);
+                exit(1);
             }
         }
     }
     let Some(path) = log else {
         eprintln!("{USAGE}");
-        exit(2);
+        exit(1);
     };
     let text = match std::fs::read(&path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
             eprintln!("ktap_expect: read {path}: {e}");
-            exit(2);
+            exit(1);
         }
     };
     let mut tally = judge_log(&text, &run);

@@ -39,6 +39,7 @@ use crate::family::{fork_run, pipe, Family, Gate, Shared};
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{Mapping, Place, PMD};
 use crate::probe::{self, PAGE};
+use crate::sys;
 use crate::vfio::{Device, Path};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -136,12 +137,12 @@ impl Drop for Knob {
 
 /// CLOCK_MONOTONIC in nanoseconds: comparable across processes.
 fn now_ns() -> i64 {
-    let mut ts = libc::timespec {
+    let mut ts = sys::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid out-parameter.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { sys::clock_gettime(sys::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
@@ -162,7 +163,7 @@ fn spawn_revoker(
     go: &mut Gate,
     base: (u64, u64),
     tx: &OwnedFd,
-) -> Result<libc::pid_t> {
+) -> Result<sys::pid_t> {
     fork_run(|| {
         go.forget_write_end();
         go.wait();
@@ -170,7 +171,7 @@ fn spawn_revoker(
             let r = Revoked { status, at_ns };
             // SAFETY: writes the bytes of a plain `repr(C)` record.
             unsafe {
-                libc::write(
+                sys::write(
                     tx.as_raw_fd(),
                     (&raw const r).cast(),
                     std::mem::size_of::<Revoked>(),
@@ -406,7 +407,7 @@ fn read_revoked(rx: &OwnedFd) -> Result<Revoked> {
     let want = std::mem::size_of::<Revoked>();
     // SAFETY: reads one record into a plain `repr(C)` struct; every bit
     // pattern is valid for it.
-    let n = unsafe { libc::read(rx.as_raw_fd(), (&raw mut r).cast(), want) };
+    let n = unsafe { sys::read(rx.as_raw_fd(), (&raw mut r).cast(), want) };
     if n != want as isize {
         return Err(err!("the revoke helper died without answering ({n} bytes)"));
     }
@@ -415,14 +416,14 @@ fn read_revoked(rx: &OwnedFd) -> Result<Revoked> {
 
 /// The helper's pid: killed (if still running) and reaped on drop, so
 /// that it can never revoke during a later test.
-struct Reaped(libc::pid_t);
+struct Reaped(sys::pid_t);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
         // SAFETY: our own child, killed and reaped once.
         unsafe {
-            libc::kill(self.0, libc::SIGKILL);
-            libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            sys::kill(self.0, sys::SIGKILL);
+            sys::waitpid(self.0, std::ptr::null_mut(), 0);
         }
     }
 }

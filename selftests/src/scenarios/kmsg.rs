@@ -6,6 +6,7 @@
 //! symptom was a WARN under `untrack_pfn()`).
 
 use crate::ktap::{diag, Outcome};
+use crate::sys;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,7 +36,7 @@ impl Kmsg {
     pub fn open() -> Option<Self> {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(sys::O_NONBLOCK)
             .open("/dev/kmsg")
             .ok()?;
         f.seek(SeekFrom::End(0)).ok()?;
@@ -51,7 +52,7 @@ impl Kmsg {
                 Ok(0) => break,
                 Ok(n) => out.push(message(&String::from_utf8_lossy(&buf[..n]))),
                 // EPIPE: records were overwritten before we read them; go on.
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.raw_os_error() == Some(sys::EPIPE) => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{raw_mmap, raw_munmap, Mapping, Place};
 use crate::probe::PAGE;
+use crate::sys;
 use crate::uapi;
 use crate::vfio::Path;
 
@@ -77,20 +78,15 @@ pub fn bad_mmap(ctx: &Ctx, path: Path) -> Result<Outcome> {
     let config = dev.region(uapi::VFIO_PCI_CONFIG_REGION_INDEX)?;
     let size = bar.size as usize;
     let cases: [(&str, usize, i32, u64); 4] = [
-        ("MAP_PRIVATE", PAGE, libc::MAP_PRIVATE, bar.offset),
-        (
-            "BAR size + 4 KiB",
-            size + PAGE,
-            libc::MAP_SHARED,
-            bar.offset,
-        ),
+        ("MAP_PRIVATE", PAGE, sys::MAP_PRIVATE, bar.offset),
+        ("BAR size + 4 KiB", size + PAGE, sys::MAP_SHARED, bar.offset),
         (
             "offset at BAR end",
             PAGE,
-            libc::MAP_SHARED,
+            sys::MAP_SHARED,
             bar.offset + bar.size,
         ),
-        ("config region", PAGE, libc::MAP_SHARED, config.offset),
+        ("config region", PAGE, sys::MAP_SHARED, config.offset),
     ];
     let mut v = Verdict::default();
     for (what, len, flags, off) in cases {
@@ -104,7 +100,7 @@ pub fn bad_mmap(ctx: &Ctx, path: Path) -> Result<Outcome> {
                     "mmap {what}: {}",
                     std::io::Error::from_raw_os_error(e)
                 ));
-                v.check(e == libc::EINVAL, || {
+                v.check(e == sys::EINVAL, || {
                     format!(
                         "mmap {what} failed with {}, expected EINVAL",
                         std::io::Error::from_raw_os_error(e)
@@ -113,7 +109,7 @@ pub fn bad_mmap(ctx: &Ctx, path: Path) -> Result<Outcome> {
             }
         }
     }
-    match raw_mmap(PAGE, libc::MAP_SHARED, dev.fd(), bar.offset) {
+    match raw_mmap(PAGE, sys::MAP_SHARED, dev.fd(), bar.offset) {
         Ok(addr) => raw_munmap(addr, PAGE),
         Err(e) => v.fail(format!(
             "a valid one-page mmap of BAR{} failed: {}",

@@ -1,26 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `vfio_bench`: the measurements behind `make bench` (see selftests/bench).
-//!
-//! `vfio_bench run [options] BDF` runs in the guest against one device bound
-//! to a VFIO driver and prints one `# bench ...` record per figure:
-//!
-//! * `first_touch`: map the whole BAR (2 MiB aligned, or one page off so
-//!   that only 4 KiB entries fit), read every page once; time and faults;
-//! * `fork`: fork with the mapping populated; the time of `fork()`, and
-//!   (second phase, `exit_*` in JSON) of the child's immediate exit as
-//!   `waitpid` sees it;
-//! * `revoke`: with N children holding the populated mapping, clear memory
-//!   enable (the time until the config write returns: the zap), then
-//!   re-enable and wait until every child has read every page again
-//!   (second phase, `refault_*` in JSON).
-//!
-//! `vfio_bench report LOG...` runs on the host: it collects the records
-//! from the guest logs and writes the table (stdout), `--json` and `--svg`.
+//! `vfio_bench run` (x86_64 only: it reads device memory with the SIGBUS
+//! probe).
 
-use std::process::exit;
 use std::time::{Duration, Instant};
-use vfio_revoke_selftests::bench::{self, Record};
+use vfio_revoke_selftests::bench::Record;
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Family};
 use vfio_revoke_selftests::mapping::{Mapping, Place};
@@ -29,42 +13,16 @@ use vfio_revoke_selftests::sysfs::{Counters, Debugfs};
 use vfio_revoke_selftests::vfio::{Device, Path, Region};
 use vfio_revoke_selftests::{err, sysfs};
 
-const USAGE: &str = "\
-usage: vfio_bench run [--repeats N] [--children LIST] [--config NAME] BDF
-       vfio_bench report [--kernel K] [--accel A] [--repeats N] [--json FILE] [--svg FILE] LOG...
-
-run: measure BAR0 of BDF (bound to vfio_variant or vfio-pci) through the
-group path; --children is a comma list (default 1,16,64), --repeats the
-repetitions per figure (default 10), --config the name recorded (default:
-the driver's). Prints '# bench' records.
-report: read the records from LOGs; print the table, write JSON and SVG.";
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
-        Some("report") => report(&args[1..]),
-        Some("-h" | "--help") => {
-            println!("{USAGE}");
-            return;
-        }
-        _ => Err(err!("expected 'run' or 'report'\n\n{USAGE}")),
-    };
-    if let Err(e) = r {
-        eprintln!("vfio_bench: {e}");
-        exit(1);
-    }
-}
-
 /// Options of `run`.
-struct Run {
+pub struct Run {
     bdf: String,
     repeats: usize,
     children: Vec<u64>,
     config: Option<String>,
 }
 
-fn parse_run(args: &[String]) -> Result<Run> {
+/// Parses the options of `run`.
+pub fn parse_run(args: &[String]) -> Result<Run> {
     let mut r = Run {
         bdf: String::new(),
         repeats: 10,
@@ -98,8 +56,8 @@ fn parse_run(args: &[String]) -> Result<Run> {
     Ok(r)
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let opt = parse_run(args)?;
+/// Measures and prints the records.
+pub fn run(opt: &Run) -> Result<()> {
     probe::install();
     let config = opt
         .config
@@ -259,44 +217,4 @@ fn revoke(
         }
     }
     Ok(r)
-}
-
-fn report(args: &[String]) -> Result<()> {
-    let (mut kernel, mut accel, mut repeats) = (String::from("?"), String::from("tcg"), 0);
-    let (mut json_out, mut svg_out, mut logs) = (None, None, Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| err!("{a} needs a value"));
-        match a.as_str() {
-            "--kernel" => kernel = value()?,
-            "--accel" => accel = value()?,
-            "--repeats" => repeats = value()?.parse().map_err(|_| err!("--repeats"))?,
-            "--json" => json_out = Some(value()?),
-            "--svg" => svg_out = Some(value()?),
-            s => logs.push(s.to_string()),
-        }
-    }
-    let mut records = Vec::new();
-    for l in &logs {
-        let text = std::fs::read_to_string(l).map_err(|e| err!("read {l}: {e}"))?;
-        records.extend(text.lines().filter_map(Record::parse));
-    }
-    let records = bench::merge(records);
-    if records.is_empty() {
-        return Err(err!("no '# bench' records in {}", logs.join(" ")));
-    }
-    if repeats == 0 {
-        repeats = records[0].samples.len();
-    }
-    print!("{}", bench::table(&records));
-    if let Some(p) = json_out {
-        std::fs::write(&p, bench::json(&records, &kernel, &accel, repeats))
-            .map_err(|e| err!("write {p}: {e}"))?;
-    }
-    if let Some(p) = svg_out {
-        let title =
-            format!("vfio-revoke first touch, kernel {kernel}, {accel} (emulated: compare ratios)");
-        std::fs::write(&p, bench::svg(&records, &title)).map_err(|e| err!("write {p}: {e}"))?;
-    }
-    Ok(())
 }
