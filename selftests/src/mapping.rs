@@ -300,8 +300,8 @@ impl Mapping {
             return Err(err!("shrink: mapping is split"));
         };
         // SAFETY: shrinks our own mapping; the tail is no longer used.
-        let r = unsafe { libc::mremap(p.addr as *mut libc::c_void, p.len, len, 0) };
-        if r == libc::MAP_FAILED {
+        let r = unsafe { sys::mremap(p.addr as *mut sys::c_void, p.len, len, 0) };
+        if r == sys::MAP_FAILED {
             return Err(last_os("mremap shrink of the BAR mapping"));
         }
         self.pieces[0].len = len;
@@ -316,8 +316,8 @@ impl Mapping {
         // SAFETY: a failed mremap changes nothing; a successful one grows
         // our own mapping, which the caller reports as a failure (the
         // extra page is unmapped with the reservation-less piece at drop).
-        let r = unsafe { libc::mremap(p.addr as *mut libc::c_void, p.len, p.len + PAGE, 0) };
-        if r == libc::MAP_FAILED {
+        let r = unsafe { sys::mremap(p.addr as *mut sys::c_void, p.len, p.len + PAGE, 0) };
+        if r == sys::MAP_FAILED {
             Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
         } else {
             None
@@ -328,7 +328,7 @@ impl Mapping {
     pub fn madvise(&self, advice: i32) -> Option<i32> {
         self.pieces.iter().find_map(|p| {
             // SAFETY: advice over our own mapping.
-            let r = unsafe { libc::madvise(p.addr as *mut libc::c_void, p.len, advice) };
+            let r = unsafe { sys::madvise(p.addr as *mut sys::c_void, p.len, advice) };
             (r != 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
         })
     }

@@ -41,10 +41,28 @@ pub type sighandler_t = usize;
 // <errno.h>
 /// `EINTR`: interrupted system call.
 pub const EINTR: c_int = 4;
+/// `EFAULT`: bad address (also: mremap growing a PFN map).
+pub const EFAULT: c_int = 14;
 /// `EINVAL`: invalid argument.
 pub const EINVAL: c_int = 22;
 /// `EPIPE`: broken pipe (`/dev/kmsg`: records were overwritten).
 pub const EPIPE: c_int = 32;
+
+// <sys/mman.h>: madvise advice
+/// `MADV_DONTNEED`.
+pub const MADV_DONTNEED: c_int = 4;
+/// `MADV_FREE`.
+pub const MADV_FREE: c_int = 8;
+/// `MADV_DONTFORK`.
+pub const MADV_DONTFORK: c_int = 10;
+/// `MADV_DOFORK`.
+pub const MADV_DOFORK: c_int = 11;
+/// `MADV_WIPEONFORK`.
+pub const MADV_WIPEONFORK: c_int = 18;
+/// `MADV_COLD`.
+pub const MADV_COLD: c_int = 20;
+/// `MADV_PAGEOUT`.
+pub const MADV_PAGEOUT: c_int = 21;
 
 // <sys/mman.h>
 /// `PROT_NONE`.
@@ -314,6 +332,8 @@ extern "C" {
         flags: c_int,
         ...
     ) -> *mut c_void;
+    /// `madvise(2)`.
+    pub fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int;
     /// `munmap(2)`.
     pub fn munmap(addr: *mut c_void, len: size_t) -> c_int;
     /// `pipe2(2)`.

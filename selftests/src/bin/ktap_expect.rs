@@ -90,5 +90,5 @@ fn main() {
 
 fn usage_error(msg: &str) -> ! {
     eprintln!("ktap_expect: {msg}\n{USAGE}");
-    exit(2);
+    exit(1);
 }

@@ -383,7 +383,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     if spec.reshape {
         map.remap()?;
         let e = map.try_expand();
-        v.check(e == Some(libc::EFAULT), || {
+        v.check(e == Some(crate::sys::EFAULT), || {
             format!("mremap growing a PFN map in place: expected EFAULT, got {e:?}")
         });
         diag(&format!(
