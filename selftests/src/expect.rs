@@ -182,6 +182,10 @@ const TESTS: &[Row] = &[
     },
     revoke("reshape_after_fork", NOT_LISTED),
     passes("fork_mem_disabled"),
+    passes("madv_dontfork"),
+    passes("madvise_refused"),
+    passes("vfork_exec"),
+    revoke("thread_reader", CHILD_KEEPS),
     revoke("fork_race_pmd", RACE),
     revoke("fork_race_pte", RACE),
     Row {

@@ -55,13 +55,19 @@ pub fn fork_run(f: impl FnOnce() -> i32) -> Result<sys::pid_t> {
     Ok(pid)
 }
 
-/// Waits for `pid`; describes an abnormal end.
-pub fn wait_ok(pid: sys::pid_t) -> Result<()> {
+/// Waits for `pid` and returns its wait status.
+pub fn wait_status(pid: sys::pid_t) -> Result<sys::c_int> {
     let mut st = 0;
     // SAFETY: `st` is a valid out-parameter.
     if unsafe { sys::waitpid(pid, &mut st, 0) } < 0 {
         return Err(last_os(format!("waitpid {pid}")));
     }
+    Ok(st)
+}
+
+/// Waits for `pid`; describes an abnormal end.
+pub fn wait_ok(pid: sys::pid_t) -> Result<()> {
+    let st = wait_status(pid)?;
     if sys::WIFEXITED(st) && sys::WEXITSTATUS(st) == 0 {
         Ok(())
     } else if sys::WIFEXITED(st) {

@@ -15,7 +15,7 @@
 
 #![allow(non_camel_case_types, non_snake_case)]
 
-pub use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
+pub use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 /// `pid_t`.
 pub type pid_t = c_int;
@@ -109,6 +109,8 @@ pub const RUSAGE_SELF: c_int = 0;
 pub const SIGKILL: c_int = 9;
 /// `SIGBUS`.
 pub const SIGBUS: c_int = 7;
+/// `SIGSEGV`.
+pub const SIGSEGV: c_int = 11;
 /// `SIG_DFL`.
 pub const SIG_DFL: sighandler_t = 0;
 /// `SA_SIGINFO`: the handler takes `(int, siginfo_t *, void *)`.
@@ -332,6 +334,10 @@ extern "C" {
         flags: c_int,
         ...
     ) -> *mut c_void;
+    /// `vfork(2)`: the child shares the parent's memory until it execs.
+    pub fn vfork() -> pid_t;
+    /// `execv(3)`.
+    pub fn execv(path: *const c_char, argv: *const *const c_char) -> c_int;
     /// `madvise(2)`.
     pub fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int;
     /// `munmap(2)`.

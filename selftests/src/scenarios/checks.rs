@@ -60,6 +60,9 @@ pub enum Want {
     /// Mapping revoked but memory available: the access faults again and
     /// sees the data.
     Refaulted,
+    /// The data, without SIGBUS, however many faults it took (a process
+    /// that kept reading while the device came back).
+    Readable,
 }
 
 impl Want {
@@ -70,6 +73,7 @@ impl Want {
             Want::Faulted => "faulted in and read the pattern",
             Want::Sigbus => "got SIGBUS",
             Want::Refaulted => "faulted again and read the data",
+            Want::Readable => "read the data",
         }
     }
 }

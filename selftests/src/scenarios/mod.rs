@@ -19,6 +19,10 @@
 //! | `two_mmaps_<path>` | two mmaps of one BAR (overlapping): both revoked |
 //! | `other_bar_<path>` | BAR2 instead of BAR0: revoked |
 //! | `reshape_after_fork_<path>` | after fork the parent moves its mapping (growing it is refused), children shrink, split or move theirs: every piece revoked |
+//! | `madv_dontfork_<path>` | `MADV_DONTFORK`: the child has no mapping (SIGSEGV), `MADV_DOFORK` refused; parent revoked |
+//! | `madvise_refused_<path>` | DONTNEED, FREE, COLD, PAGEOUT, WIPEONFORK, DOFORK refused with EINVAL, entries kept |
+//! | `vfork_exec_<path>` | vfork + exec leaves the parent's entries; a revoke reaches them |
+//! | `thread_reader_<path>` | a child's thread reads in a loop while memory goes off and on 4 times: SIGBUS / data each time |
 //! | `fork_mem_disabled_<path>` | fork while memory is disabled: the family gets SIGBUS, then faults in after re-enable |
 //! | `whole_vma_<path>` | touching a fresh mapping costs one fault (per PMD chunk) |
 //! | `region_rw_<path>` | pread/pwrite of the BAR region agree with the mmap |
@@ -30,6 +34,7 @@
 pub mod checks;
 pub mod fork_race;
 pub mod kmsg;
+pub mod mm;
 pub mod region;
 pub mod revoke;
 pub mod whole_vma;
@@ -153,6 +158,9 @@ impl Verdict {
     }
 }
 
+/// A test run once per VFIO path.
+type PathTest = fn(&Ctx, Path) -> Result<Outcome>;
+
 /// A test body.
 type Body = Box<dyn Fn(&Ctx) -> Result<Outcome>>;
 
@@ -233,6 +241,17 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
                 ..Spec::one(None)
             },
         ));
+        let mm_tests: [(&str, PathTest); 4] = [
+            ("madv_dontfork", mm::dontfork),
+            ("madvise_refused", mm::madvise_refused),
+            ("vfork_exec", mm::vfork_exec),
+            ("thread_reader", mm::thread_reader),
+        ];
+        for (name, f) in mm_tests {
+            tests.push(Test::new(format!("{name}_{p}"), move |ctx: &Ctx| {
+                f(ctx, path)
+            }));
+        }
         for kind in [fork_race::Kind::Pmd, fork_race::Kind::Pte] {
             tests.push(Test::new(
                 format!("fork_race_{}_{p}", kind.name()),
