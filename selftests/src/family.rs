@@ -142,8 +142,8 @@ pub struct Report {
     /// Pages with a page table entry before the pass (`NOT_MEASURED`
     /// where the driver cannot say).
     pub present: u32,
-    /// vmas the pass went over.
-    pub vmas: u32,
+    /// See [`Seen::fills`].
+    pub fills: u32,
     /// Minor faults taken by the pass.
     pub faults: i64,
 }
@@ -160,7 +160,7 @@ impl Report {
             first_bad: s.first_bad,
             value: s.value,
             present: s.present,
-            vmas: s.vmas,
+            fills: s.fills,
             faults: s.faults,
         }
     }
@@ -175,7 +175,7 @@ impl Report {
             bad: self.bad,
             first_bad: self.first_bad,
             value: self.value,
-            vmas: self.vmas,
+            fills: self.fills,
         }
     }
 }

@@ -239,7 +239,6 @@ impl Mapping {
             all.sigbus += s.sigbus;
         }
         all.faults = probe::minflt() - f0;
-        all.vmas = self.pieces.len() as u32;
         all
     }
 

@@ -127,8 +127,9 @@ pub struct Seen {
     pub first_bad: u32,
     /// Value read from the first bad page, else from page 0.
     pub value: u32,
-    /// vmas the pass went over.
-    pub vmas: u32,
+    /// Faults the fixed design promises for mapping this process's vmas
+    /// back in ([`crate::scenarios::checks::fill_cost`]); 0 if not known.
+    pub fills: u32,
 }
 
 /// Page size.

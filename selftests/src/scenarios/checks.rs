@@ -21,11 +21,14 @@ pub struct Fill {
     pub pmds: u64,
 }
 
-/// What the fixed design costs to map `pieces` into one process with no
-/// page tables yet: one fault per vma, filling it with a PMD for every
-/// 2 MiB of it whose virtual address and BAR offset are both 2 MiB aligned
-/// (none with `pte_only`), and PTEs for the rest. Where a PTE table is left
-/// over, PTEs replace the PMD: `pmds` is then an upper bound.
+/// What the fixed design costs to map `pieces` back into one process, its
+/// pages read in order: every 2 MiB of a vma whose virtual address and BAR
+/// offset are both 2 MiB aligned is a PMD-capable chunk (none with
+/// `pte_only`) and costs one fault of its own, which also fills the pages
+/// outside the chunks; a vma whose first page is outside a chunk (or that
+/// has none) costs one more fault for them. A chunk
+/// gets a PMD, or, where a PTE table is left over (mremap moves them), 512
+/// PTEs: `pmds` is an upper bound.
 pub fn fill_cost(pieces: &[Piece], pte_only: bool) -> Fill {
     let mut f = Fill::default();
     for p in pieces {
@@ -40,7 +43,11 @@ pub fn fill_cost(pieces: &[Piece], pte_only: bool) -> Fill {
                 a += PMD;
             }
         }
-        f.faults += 1;
+        // The first page is read first: below the first chunk it takes an
+        // order-0 fault that fills head and tail; in a chunk, the chunk's
+        // PMD fault fills them.
+        let head = p.addr.next_multiple_of(PMD) > p.addr;
+        f.faults += pmds + u64::from(pmds == 0 || head);
         f.pmds += pmds;
         f.ptes += pages - 512 * pmds;
     }
@@ -342,6 +349,9 @@ mod tests {
         };
         // 2 MiB at an aligned address: one PMD; unaligned: 512 PTEs.
         assert_eq!(f(&[p(4 * PMD, PMD, 0)], false), (1, 0, 1));
+        assert_eq!(f(&[p(4 * PMD, 2 * PMD, 0)], false), (2, 0, 2));
+        // Aligned start, a tail: the chunk's fault fills the tail.
+        assert_eq!(f(&[p(4 * PMD, PMD + PAGE, 0)], false), (1, 1, 1));
         assert_eq!(f(&[p(4 * PMD, PMD, 0)], true), (1, 512, 0));
         assert_eq!(f(&[p(4 * PMD + PAGE, PMD, 0)], false), (1, 512, 0));
         // Virtual address aligned, BAR offset not: no PMD.
@@ -349,7 +359,7 @@ mod tests {
         // 4 MiB starting half-way into a PMD: head and tail PTEs, one PMD.
         assert_eq!(
             f(&[p(4 * PMD + PMD / 2, 2 * PMD, PMD / 2)], false),
-            (1, 512, 1)
+            (2, 512, 1)
         );
         // Two vmas: two faults.
         assert_eq!(

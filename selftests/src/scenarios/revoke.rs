@@ -455,8 +455,10 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
 /// driver reports them (vfio_variant), else `NOT_MEASURED`.
 fn pass(map: &Mapping, exp: &dyn Fn(usize) -> u32, dbg: Option<&Debugfs>) -> Seen {
     let present = dbg.and_then(|d| d.present().ok());
+    let pte_only = dbg.is_some_and(|d| d.pte_only().unwrap_or(false));
     let mut s = map.pass(exp);
     s.present = present.unwrap_or(probe::NOT_MEASURED);
+    s.fills = checks::fill_cost(map.pieces(), pte_only).faults as u32;
     s
 }
 
@@ -592,7 +594,7 @@ fn check_counters(
     // A PMD needs an empty PMD slot: where a PTE table is left from an
     // earlier mapping (mremap moves PTE tables), the fill inserts PTEs.
     // whole_vma checks that fresh mappings get every PMD they can.
-    let faults = sum(refaulted, &|r| r.vmas);
+    let faults = sum(refaulted, &|r| r.fills);
     let entered = sum(refaulted, &|r| r.pages);
     let max_pmds = max_pmds.map_or(entered / 512, |per| per * procs);
     let got = d.ptes + 512 * d.pmds;
@@ -601,7 +603,8 @@ fn check_counters(
         || {
             format!(
                 "counters: +{refaults} faults besides SIGBUS, +{} PTEs, +{} PMDs; the whole-vma \
-             design promises {faults} faults (one per vma and process), every page entered \
+             design promises {faults} faults (per vma and process: one per PMD-capable \
+             chunk, and one for the pages outside them), every page entered \
              once ({entered} pages, got {got}) and at most {max_pmds} PMDs",
                 d.ptes, d.pmds
             )
