@@ -121,6 +121,17 @@ impl VariantDevice {
         unsafe { &*core.cast::<Self>() }
     }
 
+    /// Calls `f` on every device of this driver in this device's dev_set,
+    /// this one included (see [`CoreDevice::for_each_sibling`]).
+    pub(crate) fn for_each_sibling(&self, mut f: impl FnMut(&Self)) {
+        self.core.for_each_sibling(|core| {
+            // SAFETY: bound through this driver's ops, so allocated by it as
+            // a `VariantDevice` with its state initialised before it joined
+            // the set; alive while the walk holds the set's lock.
+            f(unsafe { Self::from_core(core.as_ptr()) })
+        });
+    }
+
     /// The vfio-pci core device.
     pub(crate) fn core(&self) -> &CoreDevice {
         &self.core

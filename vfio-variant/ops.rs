@@ -165,15 +165,7 @@ unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c
     let ret = unsafe { bindings::vfio_pci_core_ioctl(vdev, cmd, arg) };
     if ret == 0 && cmd == PCI_HOT_RESET {
         // The core zapped every device of the dev_set, this one included.
-        dev.core().for_each_in_dev_set(|other| {
-            // SAFETY: a member of the set, alive under the set's lock; it is
-            // this driver's only if its ops are this driver's.
-            if unsafe { (*other).vdev.ops } == OPS.as_ptr() {
-                // SAFETY: allocated by this driver, state initialised
-                // before it joined the set; alive under the set's lock.
-                unsafe { VariantDevice::from_core(other) }.core_revoked();
-            }
-        });
+        dev.for_each_sibling(VariantDevice::core_revoked);
     } else if (ret == 0 && cmd == DEVICE_RESET)
         || (before && !dev.core().memory_accessible_unlocked())
     {

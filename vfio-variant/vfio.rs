@@ -110,27 +110,30 @@ impl CoreDevice {
             && u32::from(b[0]) << 8 & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0
     }
 
-    /// Calls `f` on every device of this device's dev_set (the devices a
-    /// hot reset resets together), under the set's lock.
-    pub(crate) fn for_each_in_dev_set(
-        &self,
-        mut f: impl FnMut(*mut bindings::vfio_pci_core_device),
-    ) {
+    /// Calls `f`, under the dev_set's lock, on every device of this
+    /// device's dev_set (the devices a hot reset resets together) that is
+    /// bound through the same ops table, i.e. by the same driver: this one
+    /// included.
+    pub(crate) fn for_each_sibling(&self, mut f: impl FnMut(&CoreDevice)) {
         // SAFETY: `dev_set` is assigned at registration and outlives every
-        // member; its list is only walked under its lock, and every entry
-        // is the `dev_set_list` of a `vfio_device` that starts a
-        // `vfio_pci_core_device` (vfio-pci core drivers only share sets).
+        // member; its list is only walked under its lock, every entry is
+        // the `dev_set_list` of a live `vfio_device`, and one with this
+        // device's ops was allocated by this driver, so it starts a
+        // `vfio_pci_core_device` (`CoreDevice` is transparent over it).
         unsafe {
             let set = (*self.vfio()).dev_set;
             if set.is_null() {
                 return;
             }
+            let ops = (*self.vfio()).ops;
             bindings::mutex_lock(&raw mut (*set).lock);
             let head = &raw mut (*set).device_list;
             let mut pos = (*head).next;
             while pos != head {
                 let vdev = kernel::container_of!(pos, bindings::vfio_device, dev_set_list);
-                f(vdev.cast());
+                if (*vdev).ops == ops {
+                    f(&*vdev.cast::<CoreDevice>());
+                }
                 pos = (*pos).next;
             }
             bindings::mutex_unlock(&raw mut (*set).lock);
