@@ -43,6 +43,8 @@ pub type sighandler_t = usize;
 pub const EINTR: c_int = 4;
 /// `EFAULT`: bad address (also: mremap growing a PFN map).
 pub const EFAULT: c_int = 14;
+/// `ENODEV`: no such device (also: no slot or bus reset for a hot reset).
+pub const ENODEV: c_int = 19;
 /// `EINVAL`: invalid argument.
 pub const EINVAL: c_int = 22;
 /// `EPIPE`: broken pipe (`/dev/kmsg`: records were overwritten).

@@ -32,6 +32,11 @@ pub const VFIO_DEVICE_GET_INFO: u64 = vfio_io(7);
 pub const VFIO_DEVICE_GET_REGION_INFO: u64 = vfio_io(8);
 /// `VFIO_DEVICE_RESET`: no argument.
 pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
+/// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: [`HotResetInfo`] and the
+/// [`DependentDevice`]s after it.
+pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
+/// `VFIO_DEVICE_PCI_HOT_RESET`: a [`HotReset`] header and the group fds.
+pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
 /// `VFIO_DEVICE_FEATURE`: a [`Feature`] header, then the feature's data.
 pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
 /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev path): [`BindIommufd`].
@@ -92,6 +97,46 @@ pub const PCI_EXP_DEVCAP_FLR: u32 = 1 << 28;
 pub const PCI_EXP_DEVCTL: u64 = 8;
 /// `PCI_EXP_DEVCTL_BCR_FLR`: Initiate Function Level Reset.
 pub const PCI_EXP_DEVCTL_BCR_FLR: u16 = 0x8000;
+
+/// `struct vfio_pci_hot_reset_info` (the devices follow it).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HotResetInfo {
+    /// Size of this struct plus the room for devices.
+    pub argsz: u32,
+    /// `VFIO_PCI_HOT_RESET_FLAG_*`.
+    pub flags: u32,
+    /// Devices the reset affects.
+    pub count: u32,
+}
+
+/// `struct vfio_pci_dependent_device`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DependentDevice {
+    /// IOMMU group (group path) or iommufd device id (cdev path).
+    pub id: u32,
+    /// PCI segment (the low 16 bits of the domain).
+    pub segment: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device and function.
+    pub devfn: u8,
+}
+
+/// `struct vfio_pci_hot_reset` (the group fds follow it).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HotReset {
+    /// Size of this struct plus the group fds.
+    pub argsz: u32,
+    /// No flags are defined.
+    pub flags: u32,
+    /// Group fds that follow.
+    pub count: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<DependentDevice>() == 8);
 
 /// `struct vfio_device_feature` without data (the low-power features
 /// carry none).

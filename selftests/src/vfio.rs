@@ -102,10 +102,31 @@ fn open_fd(path: &str) -> Result<OwnedFd> {
 impl Device {
     /// Opens `bdf` through `path`.
     pub fn open(bdf: &str, path: Path) -> Result<Self> {
+        Self::open_with(bdf, path, None)
+    }
+
+    /// Opens `bdf` the way `self` was opened; through the cdev bound to the
+    /// same iommufd (a hot reset issued through a cdev must own every
+    /// device it affects through its iommufd).
+    pub fn open_sibling(&self, bdf: &str) -> Result<Self> {
+        let iommufd = match self.path {
+            Path::Cdev => Some(
+                self._iommu
+                    .as_ref()
+                    .ok_or_else(|| err!("{}: no iommufd", self.bdf))?
+                    .try_clone()
+                    .ctx("dup the iommufd")?,
+            ),
+            Path::Group => None,
+        };
+        Self::open_with(bdf, self.path, iommufd)
+    }
+
+    fn open_with(bdf: &str, path: Path, iommufd: Option<OwnedFd>) -> Result<Self> {
         let (file, group, container) = match path {
             Path::Group => open_group(bdf)?,
             Path::Cdev => {
-                let (file, iommufd) = open_cdev(bdf)?;
+                let (file, iommufd) = open_cdev(bdf, iommufd)?;
                 (file, None, Some(iommufd))
             }
         };
@@ -360,6 +381,101 @@ impl Device {
         Ok(())
     }
 
+    /// The PCI addresses of the devices a hot reset of this device would
+    /// reset (this one included), in this device's domain; `None` when the
+    /// device has no slot or bus reset (the core answers ENODEV).
+    pub fn hot_reset_affected(&self) -> Result<Option<Vec<String>>> {
+        const MAX: usize = 32;
+        #[repr(C)]
+        struct Info {
+            head: uapi::HotResetInfo,
+            devices: [uapi::DependentDevice; MAX],
+        }
+        let mut info = Info {
+            head: uapi::HotResetInfo {
+                argsz: argsz::<Info>(),
+                ..Default::default()
+            },
+            devices: [uapi::DependentDevice::default(); MAX],
+        };
+        // SAFETY: `info` is a live header followed by room for MAX devices,
+        // as its argsz says.
+        let r = unsafe {
+            sys::ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO as _,
+                &raw mut info as usize,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(sys::ENODEV) {
+                return Ok(None);
+            }
+            return Err(err!("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: {e}"));
+        }
+        let domain = self.bdf.rsplitn(3, ':').nth(2).unwrap_or("0000");
+        let n = (info.head.count as usize).min(MAX);
+        Ok(Some(
+            info.devices[..n]
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{domain}:{:02x}:{:02x}.{}",
+                        d.bus,
+                        d.devfn >> 3,
+                        d.devfn & 7
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// `VFIO_DEVICE_PCI_HOT_RESET` through this device, owning the other
+    /// affected devices through `others` (their groups on the group path;
+    /// on the cdev path they share this device's iommufd).
+    pub fn hot_reset(&self, others: &[&Device]) -> Result<()> {
+        const MAX: usize = 32;
+        #[repr(C)]
+        struct Reset {
+            head: uapi::HotReset,
+            fds: [i32; MAX],
+        }
+        let mut fds: Vec<i32> = Vec::new();
+        if self.path == Path::Group {
+            for d in std::iter::once(self).chain(others.iter().copied()) {
+                let g = d
+                    ._group
+                    .as_ref()
+                    .ok_or_else(|| err!("{}: no group fd", d.bdf))?;
+                fds.push(g.as_raw_fd());
+            }
+        }
+        if fds.len() > MAX {
+            return Err(err!("hot reset of more than {MAX} groups"));
+        }
+        let mut r = Reset {
+            head: uapi::HotReset {
+                argsz: (std::mem::size_of::<uapi::HotReset>() + 4 * fds.len()) as u32,
+                flags: 0,
+                count: fds.len() as u32,
+            },
+            fds: [-1; MAX],
+        };
+        r.fds[..fds.len()].copy_from_slice(&fds);
+        // SAFETY: `r` is a live header followed by `count` group fds, as
+        // its argsz says.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_PCI_HOT_RESET,
+                &raw mut r as usize,
+                "VFIO_DEVICE_PCI_HOT_RESET",
+            )?
+        };
+        Ok(())
+    }
+
     /// `VFIO_DEVICE_RESET`.
     pub fn reset(&self) -> Result<()> {
         // SAFETY: VFIO_DEVICE_RESET takes no argument.
@@ -452,11 +568,14 @@ fn open_group(bdf: &str) -> Result<(std::fs::File, Option<OwnedFd>, Option<Owned
 /// negative `iommufd` with EINVAL, and with `CONFIG_IOMMUFD_NOIOMMU` the
 /// iommufd core handles the no-IOMMU binding itself. The iommufd is kept
 /// open for as long as the device.
-fn open_cdev(bdf: &str) -> Result<(std::fs::File, OwnedFd)> {
+fn open_cdev(bdf: &str, iommufd: Option<OwnedFd>) -> Result<(std::fs::File, OwnedFd)> {
     let name = sysfs::vfio_cdev(bdf)?;
     let path = format!("/dev/vfio/devices/{name}");
     let file = std::fs::File::from(open_fd(&path)?);
-    let iommufd = open_fd("/dev/iommu")?;
+    let iommufd = match iommufd {
+        Some(fd) => fd,
+        None => open_fd("/dev/iommu")?,
+    };
     let mut bind = BindIommufd {
         argsz: argsz::<BindIommufd>(),
         flags: 0,

@@ -48,6 +48,10 @@ pub enum Revoke {
     Reset,
     /// Function Level Reset through a PCIe Device Control write.
     Flr,
+    /// `VFIO_DEVICE_PCI_HOT_RESET` issued through another device of the
+    /// same bus (the core resets and revokes them all), or through this
+    /// one if it is alone.
+    HotReset,
     /// vfio_variant's debugfs `revoke`.
     Driver,
     /// `echo 1 > /sys/bus/pci/devices/BDF/remove` from another process.
@@ -62,6 +66,7 @@ impl Revoke {
             Revoke::LowPower => "low-power entry",
             Revoke::Reset => "VFIO_DEVICE_RESET",
             Revoke::Flr => "DevCtl FLR",
+            Revoke::HotReset => "hot reset",
             Revoke::Driver => "debugfs revoke",
             Revoke::Unplug => "sysfs remove",
         }
@@ -78,7 +83,7 @@ impl Revoke {
     fn resets(self) -> bool {
         matches!(
             self,
-            Revoke::D3hot | Revoke::LowPower | Revoke::Reset | Revoke::Flr
+            Revoke::D3hot | Revoke::LowPower | Revoke::Reset | Revoke::Flr | Revoke::HotReset
         )
     }
 }
@@ -93,13 +98,49 @@ fn lacks(dev: &Device, revoke: Revoke, bdf: &str) -> Result<Option<String>> {
             Some(format!("{bdf} has no power management capability"))
         }
         Revoke::Flr if !dev.has_flr()? => Some(format!("{bdf} has no FLR (PCIe DevCap)")),
+        Revoke::HotReset if dev.hot_reset_affected()?.is_none() => Some(format!(
+            "{bdf} cannot be hot reset (no slot or bus reset: GET_PCI_HOT_RESET_INFO says ENODEV)"
+        )),
         _ => None,
     })
 }
 
+/// The other devices a hot reset of `dev` resets, opened the way `dev` is
+/// (the reset must prove it owns them all).
+fn open_siblings(dev: &Device) -> Result<Vec<Device>> {
+    let all = dev.hot_reset_affected()?.unwrap_or_default();
+    let mut out = Vec::new();
+    for bdf in all.iter().filter(|b| **b != dev.bdf) {
+        match sysfs::driver(bdf) {
+            Some(d) if d.contains("vfio") => out.push(dev.open_sibling(bdf)?),
+            d => {
+                return Err(err!(
+                    "a hot reset of {} also resets {bdf}, which is bound to {}: bind every \
+                     device on the bus to a VFIO driver",
+                    dev.bdf,
+                    d.as_deref().unwrap_or("no driver")
+                ))
+            }
+        }
+    }
+    diag(&format!(
+        "hot reset affects {}; issued through {}",
+        all.join(", "),
+        out.first().map_or(dev.bdf.as_str(), |s| s.bdf.as_str())
+    ));
+    Ok(out)
+}
+
 /// Performs `revoke` (all but the unplug).
-fn perform(dev: &Device, revoke: Revoke, dbg: Option<&Debugfs>) -> Result<()> {
+fn perform(dev: &Device, revoke: Revoke, dbg: Option<&Debugfs>, siblings: &[Device]) -> Result<()> {
     match revoke {
+        Revoke::HotReset => match siblings.split_first() {
+            Some((through, rest)) => {
+                let others: Vec<&Device> = std::iter::once(dev).chain(rest).collect();
+                through.hot_reset(&others)
+            }
+            None => dev.hot_reset(&[]),
+        },
         Revoke::MemDisable => dev.set_memory(false),
         Revoke::D3hot => dev.set_d3hot(true),
         Revoke::LowPower => dev.low_power(true),
@@ -262,6 +303,10 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
     {
         return Ok(Outcome::Skip(why));
     }
+    let siblings = match spec.revoke {
+        Some(Revoke::HotReset) => open_siblings(&dev)?,
+        _ => Vec::new(),
+    };
     let len = ctx.map_len(&bar);
     let start = if spec.shape == Shape::Offset {
         len / 2 + PAGE
@@ -403,7 +448,7 @@ fn run_family(ctx: &Ctx, path: Path, spec: &Spec, remover: &mut Option<Child>) -
             parent(1, &map, exp, None)
         }
         _ => {
-            perform(&dev, revoke, counters.as_ref())?;
+            perform(&dev, revoke, counters.as_ref(), &siblings)?;
             if revoke.resets() && !revoke.memory_off() {
                 reload_expected(&dev, &bar, &expected, seed)?;
             }
