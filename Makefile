@@ -11,8 +11,18 @@ MODULES := mock-pci vfio-variant
 # KDIR=/path builds against an existing Rust-enabled kernel build tree;
 # otherwise 'make kernel' builds the project's kernel into CACHE_DIR and
 # records its path in build/kdir.
-KDIR_FILE := $(CURDIR)/build/kdir
+#
+# DEBUG=1 selects the debug kernel instead (KASAN, KFENCE, lockdep,
+# kmemleak, PREEMPT: kernel/debug.fragment), cached on its own; the modules
+# are then built in build/debug, so that the two builds never mix, and
+# every guest fails on any sanitizer, lockdep or kmemleak report.
+DEBUG ?=
+FLAVOR := $(if $(DEBUG),debug,main)
+KDIR_FILE := $(CURDIR)/build/kdir$(if $(DEBUG),-debug)
 KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
+MODDIR := $(if $(DEBUG),$(CURDIR)/build/debug,$(CURDIR))
+# scripts/vm-run loads the modules from here.
+export VM_MODDIR := $(MODDIR)
 
 .PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race bench lint fmt check run vm-shell clean distclean help
 
@@ -21,6 +31,7 @@ all: modules
 help:
 	@echo "make run        boot a guest and show the fork/revoke demonstration"
 	@echo "make check      run every test (deps, kernel, modules, lint, kunit, selftests, fork-race)"
+	@echo "  DEBUG=1       any target on the debug kernel (KASAN, KFENCE, lockdep, kmemleak, PREEMPT)"
 	@echo "make deps       install the tools (Debian packages, virtme-ng, bindgen)"
 	@echo "make kernel     fetch, patch, configure and build the guest kernel (cached)"
 	@echo "make modules    build the out-of-tree modules"
@@ -39,7 +50,7 @@ deps:
 kernel: deps
 ifeq ($(KDIR),)
 	@mkdir -p build
-	@$(SCRIPTS)/build-kernel $(CACHE_DIR) | tail -n1 > $(KDIR_FILE).new
+	@$(SCRIPTS)/build-kernel $(CACHE_DIR) $(FLAVOR) | tail -n1 > $(KDIR_FILE).new
 	@mv $(KDIR_FILE).new $(KDIR_FILE)
 else
 	@$(SCRIPTS)/check-kdir $(KDIR)
@@ -47,7 +58,11 @@ endif
 
 modules: kernel
 	@for m in $(MODULES); do \
-		$(SCRIPTS)/kmake $(KDIR_OF) M=$(CURDIR)/$$m -s modules || exit 1; \
+		if [ -n "$(DEBUG)" ]; then \
+			mkdir -p $(MODDIR)/$$m && \
+			rsync -a --delete --exclude='*.ko' --exclude='*.o' --exclude='.*.cmd' $(CURDIR)/$$m/ $(MODDIR)/$$m/ || exit 1; \
+		fi; \
+		$(SCRIPTS)/kmake $(KDIR_OF) M=$(MODDIR)/$$m -s modules || exit 1; \
 	done
 
 lint: kernel
@@ -79,8 +94,9 @@ bench: modules
 mock-pci-check: modules
 	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- mock-pci/tests/guest-checks
 
-# With KDIR= the fork-race comparison (two project kernels) is left out.
-check: deps kernel modules lint kunit mock-pci-check selftest $(if $(KDIR),,fork-race)
+# With KDIR= the fork-race comparison (two project kernels) is left out;
+# with DEBUG=1 also lint (the same sources as without it).
+check: deps kernel modules $(if $(DEBUG),,lint) kunit mock-pci-check selftest $(if $(KDIR)$(DEBUG),,fork-race)
 	@echo "check: all passed"
 
 run: modules
