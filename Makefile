@@ -24,7 +24,7 @@ MODDIR := $(if $(DEBUG),$(CURDIR)/build/debug,$(CURDIR))
 # scripts/vm-run loads the modules from here.
 export VM_MODDIR := $(MODDIR)
 
-.PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race bench lint fmt check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race mutants bench lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -39,6 +39,7 @@ help:
 	@echo "make mock-pci-check  in-guest checks of the mock devices"
 	@echo "make selftest   run the fork/revoke selftest in three configurations"
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
+	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
 	@echo "make lint       rustfmt check and clippy on the modules"
 	@echo "make vm-shell   interactive guest with the modules loaded"
@@ -85,6 +86,12 @@ selftest: modules
 # side; fails unless the test catches the escape there and sees none here.
 fork-race: deps
 	@$(CURDIR)/selftests/fork-race
+
+# Deliberate bugs (selftests/mutants/*.patch), one guest each: every one
+# must be killed by KUnit or the fixed-configuration selftests. Not part of
+# 'make check' (about half an hour). MUTANTS=name1,name2 runs a subset.
+mutants: modules
+	@KDIR=$(KDIR_OF) MUTANTS="$(MUTANTS)" $(CURDIR)/selftests/mutants/run
 
 # Fault, fork and revoke cost side by side (build/bench.{json,svg,log}).
 bench: modules
