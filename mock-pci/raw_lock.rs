@@ -28,6 +28,22 @@ macro_rules! new_raw_spinlock_irq {
 }
 pub(crate) use new_raw_spinlock_irq;
 
+extern "C" {
+    /// Patch 0005's `rust_helper___raw_spin_lock_init()`: the lock with
+    /// its lockdep class, right with and without `CONFIG_DEBUG_SPINLOCK`.
+    /// Declared by its link name because with `CONFIG_DEBUG_SPINLOCK` the C
+    /// function `__raw_spin_lock_init()` exists too, takes a fourth argument
+    /// (the wait type), and is what `bindings::__raw_spin_lock_init` then
+    /// names. `key` is a `struct lock_class_key *` (an empty struct
+    /// without lockdep, which Rust does not pass through FFI).
+    #[link_name = "rust_helper___raw_spin_lock_init"]
+    fn raw_spin_lock_init_helper(
+        lock: *mut bindings::raw_spinlock_t,
+        name: *const kernel::ffi::c_char,
+        key: *mut kernel::ffi::c_void,
+    );
+}
+
 /// The [`Backend`] of [`RawSpinLockIrq`]; the guard keeps the saved
 /// interrupt flags.
 pub(crate) struct RawSpinLockIrqBackend;
@@ -46,7 +62,7 @@ unsafe impl Backend for RawSpinLockIrqBackend {
     ) {
         // SAFETY: the caller guarantees `ptr` is valid for writes and that
         // `name` and `key` stay valid for the lock's lifetime.
-        unsafe { bindings::__raw_spin_lock_init(ptr, name, key) }
+        unsafe { raw_spin_lock_init_helper(ptr, name, key.cast()) }
     }
 
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
