@@ -1,27 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Whole-vma insert: with the variant, touching every page of a fresh
-//! mapping costs one fault, or one per 2 MiB chunk that can take a PMD
-//! entry. The stock driver inserts one page (or one PMD) per fault: the
-//! test reports its cost and skips.
+//! mapping costs exactly what `checks::fill_cost` says: one fault, or one
+//! per 2 MiB chunk that can take a PMD entry (plus one for a head before
+//! the first chunk), with a PMD in every such chunk. The stock driver
+//! inserts one page (or one PMD) per fault: the test reports its cost and
+//! skips.
 
+use super::checks::fill_cost;
 use super::{Ctx, Verdict};
 use crate::error::Result;
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{Mapping, Place, PMD};
 use crate::probe;
+use crate::sysfs::Counters;
 use crate::vfio::Path;
-
-/// 2 MiB chunks of `[addr, addr + len)` that are aligned in both the
-/// virtual address and the BAR offset (`bar_offset` maps `addr`).
-pub fn pmd_chunks(addr: usize, len: usize, bar_offset: usize) -> usize {
-    if (addr ^ bar_offset) & (PMD - 1) != 0 {
-        return 0;
-    }
-    let first = (addr + PMD - 1) & !(PMD - 1);
-    let end = (addr + len) & !(PMD - 1);
-    end.saturating_sub(first) / PMD
-}
 
 /// Runs `whole_vma_<path>`.
 pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
@@ -41,7 +34,11 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
     };
     for &place in places {
         let map = Mapping::new(dev.fd(), &bar, 0, len, place)?;
-        let chunks = pmd_chunks(map.addr(), len, 0);
+        let pte_only = counters
+            .as_ref()
+            .is_some_and(|d| d.pte_only().unwrap_or(false));
+        let fill = fill_cost(map.pieces(), pte_only);
+        let chunks = fill.pmds;
         let before = counters.as_ref().map(|d| d.counters()).transpose()?;
         let first = map.pass(any);
         let again = map.pass(any);
@@ -51,10 +48,14 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
             map.addr(),
             chunks
         );
-        let moved = match (&counters, before) {
-            (Some(d), Some(b)) => format!("; counters moved by: {}", d.counters()?.since(&b)),
-            _ => String::new(),
+        let delta = match (&counters, before) {
+            (Some(d), Some(b)) => Some(d.counters()?.since(&b)),
+            _ => None,
         };
+        let moved = delta
+            .as_ref()
+            .map(|d| format!("; counters moved by: {d}"))
+            .unwrap_or_default();
         diag(&format!(
             "{}: touching {what} took {} fault(s), touching again {}{moved}",
             ctx.driver(),
@@ -66,12 +67,24 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
             format!("SIGBUS while touching {what} with memory enabled")
         });
         if variant {
-            let limit = chunks.max(1) as i64;
-            v.check(first.faults >= 1 && first.faults <= limit, || {
+            v.check(first.faults == fill.faults as i64, || {
                 format!(
                     "touching {what} took {} faults: a fault should insert the whole vma \
-                     (expected 1..={limit})",
-                    first.faults
+                     (expected {})",
+                    first.faults, fill.faults
+                )
+            });
+            let want = Counters {
+                faults: fill.faults,
+                ptes: fill.ptes,
+                pmds: fill.pmds,
+                ..Counters::default()
+            };
+            v.check(delta.is_none_or(|d| d == want), || {
+                format!(
+                    "the driver's counters for {what} moved by {}, expected {want}: one fault \
+                     per PMD-capable chunk (each a PMD) plus one for the pages outside them",
+                    delta.map(|d| d.to_string()).unwrap_or_default()
                 )
             });
             v.check(again.faults == 0, || {
@@ -88,21 +101,4 @@ pub fn run(ctx: &Ctx, path: Path) -> Result<Outcome> {
         )));
     }
     Ok(v.outcome())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks() {
-        assert_eq!(pmd_chunks(0x4000_0000, PMD, 0), 1);
-        assert_eq!(pmd_chunks(0x4000_1000, PMD, 0), 0);
-        assert_eq!(pmd_chunks(0x4000_0000, 2 * PMD, 0), 2);
-        assert_eq!(pmd_chunks(0x4000_0000, PMD - 4096, 0), 0);
-        // A page misalignment between address and BAR offset: none.
-        assert_eq!(pmd_chunks(0x4000_0000, 4 * PMD, 4096), 0);
-        // Starts mid-chunk: only the chunks fully inside count.
-        assert_eq!(pmd_chunks(0x4010_0000, 2 * PMD, 0x10_0000), 1);
-    }
 }
