@@ -7,8 +7,9 @@
 //! * `revoke`: write anything for a driver-initiated revoke.
 //! * `mode`: `fixed` or `legacy`; writing it selects the design that mmaps
 //!   made from then on use (existing mappings keep theirs).
-//! * `pte_only`: `1` if fixed-mode faults insert no PMD entries (module
-//!   parameter `pte_only`), else `0`.
+//! * `pte_only`: the module parameter `pte_only` as loaded (`1`: fixed-mode
+//!   faults must insert no PMD entries), else `0`. It reports the setting,
+//!   not what the fault path does, so that the tests can check the latter.
 //! * `present`: read by a process, the number of pages of its own mappings
 //!   of the device that have a page table entry right now (tests use it to
 //!   see what a revocation left behind without faulting anything in).
@@ -71,7 +72,11 @@ fn show_mode(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn show_pte_only(_dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", u8::from(!crate::fixed::pmds_allowed()))
+    writeln!(
+        f,
+        "{}",
+        u8::from(crate::module_parameters::pte_only.value())
+    )
 }
 
 fn show_present(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
