@@ -106,13 +106,18 @@ impl kernel::Module for MockPci {
         let host = host::Host::create(&settings)?;
         let control = control::Control::create(&host)?;
         let l = &host.layout;
+        let (pref, mem) = (l.pref_window(), l.mem_window());
         pr_info!(
-            "domain {:04x}: {} devices, window {:#x}-{:#x}, BAR0 {} KiB, BAR2 {} KiB\n",
+            "domain {:04x}: {} devices, window {:#x}-{:#x} (BAR0s {:#x}-{:#x}, {} KiB each; BAR2s {:#x}-{:#x}, {} KiB each)\n",
             host.domain,
             settings.num_devs,
             l.base(),
             l.base() + l.size() - 1,
+            pref.start,
+            pref.last(),
             l.bars().bar0 >> 10,
+            mem.start,
+            mem.last(),
             l.bars().bar2 >> 10
         );
         Ok(MockPci {
