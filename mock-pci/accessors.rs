@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The root bus's configuration accessors and the bus notifier that claims
-//! a new mock device's BARs.
+//! The configuration accessors of the mock buses (the root bus and the
+//! Root Port's secondary bus share them) and the bus notifier that claims a
+//! new mock device's BARs.
 //!
 //! The accessors may run with interrupts off and, since x86 selects
 //! `PCI_LOCKLESS_CONFIG`, concurrently with each other: they take the host's
 //! raw spinlock, never sleep and never allocate.
 
-use crate::{config::Effect, host::Host, layout::MAX_SLOTS};
+use crate::{fabric::Event, host::Host};
 use kernel::{bindings, ffi::c_void, prelude::*};
 
-/// Operations of the mock root bus.
+/// Operations of the mock buses.
 pub(crate) static OPS: bindings::pci_ops = bindings::pci_ops {
     add_bus: None,
     remove_bus: None,
@@ -19,12 +20,12 @@ pub(crate) static OPS: bindings::pci_ops = bindings::pci_ops {
     write: Some(write),
 };
 
-/// The `Host` whose root bus `bus` is.
+/// The `Host` whose bus `bus` is.
 ///
 /// # Safety
 ///
-/// `bus` must be the mock root bus, whose `sysdata` is `Host::sysdata` of a
-/// live `Host`.
+/// `bus` must be a mock bus, whose `sysdata` is `Host::sysdata` of a live
+/// `Host` (child buses inherit it from the root bus).
 unsafe fn host_of<'a>(bus: *mut bindings::pci_bus) -> &'a Host {
     // SAFETY: see the function's safety section.
     unsafe {
@@ -35,19 +36,13 @@ unsafe fn host_of<'a>(bus: *mut bindings::pci_bus) -> &'a Host {
     }
 }
 
-/// The slot a `devfn` addresses, if it is function 0 of a slot we emulate.
-fn slot_of(devfn: u32) -> Option<usize> {
-    let slot = (devfn >> 3) as usize;
-    (devfn & 7 == 0 && slot < MAX_SLOTS).then_some(slot)
-}
-
 fn valid_access(offset: i32, size: i32) -> bool {
     matches!(size, 1 | 2 | 4) && (0..4096).contains(&offset) && offset % size == 0
 }
 
 /// # Safety
 ///
-/// Called by the PCI core on the mock root bus, with `val` valid for writes.
+/// Called by the PCI core on a mock bus, with `val` valid for writes.
 unsafe extern "C" fn read(
     bus: *mut bindings::pci_bus,
     devfn: u32,
@@ -56,14 +51,14 @@ unsafe extern "C" fn read(
     val: *mut u32,
 ) -> i32 {
     // SAFETY: see the function's safety section.
-    let host = unsafe { host_of(bus) };
-    let value = match slot_of(devfn) {
-        Some(slot) if valid_access(offset, size) => {
-            let slots = host.slots.lock();
-            slots.present[slot].then(|| slots.cfg[slot].read(offset as usize, size as usize))
-        }
-        _ => None,
-    };
+    let (host, nr) = unsafe { (host_of(bus), (*bus).number) };
+    let value = valid_access(offset, size)
+        .then(|| {
+            host.fabric
+                .lock()
+                .read(nr, devfn, offset as usize, size as usize)
+        })
+        .flatten();
     // SAFETY: `val` is valid for writes.
     unsafe { *val = value.unwrap_or(!0) };
     match value {
@@ -74,7 +69,7 @@ unsafe extern "C" fn read(
 
 /// # Safety
 ///
-/// Called by the PCI core on the mock root bus.
+/// Called by the PCI core on a mock bus.
 unsafe extern "C" fn write(
     bus: *mut bindings::pci_bus,
     devfn: u32,
@@ -83,25 +78,57 @@ unsafe extern "C" fn write(
     val: u32,
 ) -> i32 {
     // SAFETY: see the function's safety section.
-    let host = unsafe { host_of(bus) };
-    let Some(slot) = slot_of(devfn).filter(|_| valid_access(offset, size)) else {
-        return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32;
-    };
-    let mut slots = host.slots.lock();
-    if !slots.present[slot] {
+    let (host, nr) = unsafe { (host_of(bus), (*bus).number) };
+    if !valid_access(offset, size) {
         return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32;
     }
-    let effect = slots.cfg[slot].write(&host.template, offset as usize, size as usize, val);
-    drop(slots);
-    if effect == Effect::Reset {
-        pr_debug!("{:04x}:00:{:02x}.0: function reset\n", host.domain, slot);
+    let event = host.fabric.lock().write(
+        &host.templates,
+        nr,
+        devfn,
+        offset as usize,
+        size as usize,
+        val,
+    );
+    let d = host.domain;
+    match event {
+        None => return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32,
+        Some(Event::None) => {}
+        Some(Event::FunctionReset(slot)) => {
+            pr_debug!("{:04x}:{:02x}:{:02x}.0: function reset\n", d, nr, slot);
+        }
+        Some(Event::BusResetAsserted) => {
+            pr_debug!("{:04x}:{:02x}:00.0: secondary bus reset asserted\n", d, nr);
+        }
+        Some(Event::BusResetReleased) => {
+            pr_debug!("{:04x}:{:02x}:00.0: secondary bus reset released\n", d, nr);
+        }
     }
     bindings::PCIBIOS_SUCCESSFUL as i32
 }
 
-/// Bus notifier: when the PCI core adds a device of the mock bus, claim its
+/// Whether the memory window of `bridge` is in the resource tree.
+///
+/// # Safety
+///
+/// `bridge` must be a valid `struct pci_dev`.
+unsafe fn windows_claimed(bridge: *mut bindings::pci_dev) -> bool {
+    let mem = bindings::PCI_BRIDGE_RESOURCES as usize + 1;
+    // SAFETY: see the function's safety section.
+    unsafe { !(*bridge).resource[mem].parent.is_null() }
+}
+
+/// Bus notifier: when the PCI core adds a device of a mock bus, claim its
 /// BARs (already programmed) so that nothing tries to reassign them, not
 /// even a later `/sys/bus/pci/rescan`.
+///
+/// The BARs of a device behind the Root Port nest in the port's windows,
+/// but during a scan the PCI core reads those windows only after it has
+/// added every device of the secondary bus. So when the first such device
+/// arrives (at load, or when a removed Root Port is found again by a
+/// rescan) the windows are claimed first, with `pci_bus_claim_resources()`
+/// on the secondary bus, which reads them from the port and claims them and
+/// the BARs of the devices already on the bus.
 ///
 /// # Safety
 ///
@@ -115,12 +142,25 @@ pub(crate) unsafe extern "C" fn claim_on_add(
     if action != bindings::bus_notifier_event_BUS_NOTIFY_ADD_DEVICE as kernel::ffi::c_ulong {
         return bindings::NOTIFY_DONE as i32;
     }
-    // SAFETY: see the function's safety section.
+    // SAFETY: see the function's safety section; the device's bus and that
+    // bus's bridge live at least as long as the device being added, and the
+    // caller of the scan holds the PCI rescan/remove lock.
     unsafe {
         let host = &*kernel::container_of!(nb.cast::<kernel::types::Opaque<_>>(), Host, notifier);
         let pdev = kernel::container_of!(data.cast::<bindings::device>(), bindings::pci_dev, dev);
-        if (*(*pdev).bus).sysdata != host.sysdata.get().cast() {
+        let bus = (*pdev).bus;
+        if (*bus).sysdata != host.sysdata.get().cast() {
             return bindings::NOTIFY_DONE as i32;
+        }
+        let bridge = (*bus).self_;
+        if !bridge.is_null() && !windows_claimed(bridge) {
+            bindings::pci_bus_claim_resources(bus);
+            if !windows_claimed(bridge) {
+                pr_err!(
+                    "{:04x}:00:00.0: cannot claim the Root Port's memory window: BARs behind it stay unclaimed\n",
+                    host.domain
+                );
+            }
         }
         for bar in 0..bindings::PCI_STD_NUM_BARS as usize {
             let r = &(*pdev).resource[bar];
@@ -130,8 +170,9 @@ pub(crate) unsafe extern "C" fn claim_on_add(
             let ret = bindings::pci_claim_resource(pdev, bar as i32);
             if ret != 0 {
                 pr_err!(
-                    "{:04x}:00:{:02x}.0: cannot claim BAR{} ({})\n",
+                    "{:04x}:{:02x}:{:02x}.0: cannot claim BAR{} ({})\n",
                     host.domain,
+                    (*bus).number,
                     (*pdev).devfn >> 3,
                     bar,
                     ret

@@ -10,7 +10,8 @@
 //! so writing all ones reads back the size mask. The masks and power-on
 //! values are the same for every function ([`Template`]); each function has
 //! only its register values ([`ConfigSpace`]), which are valid when zeroed,
-//! so a table of them can be initialised in place.
+//! so a table of them can be initialised in place. The Root Port
+//! (`bridge.rs`) uses the same two types for its type 1 header.
 
 use kernel::{bindings, prelude::*};
 
@@ -23,7 +24,7 @@ pub(crate) const PM_CAP: usize = 0x40;
 /// Offset of the PCI Express capability.
 pub(crate) const EXP_CAP: usize = 0x50;
 /// Size of a PCI Express capability structure of version 2.
-const EXP_CAP_SIZE: usize = 0x3c;
+pub(crate) const EXP_CAP_SIZE: usize = 0x3c;
 
 /// The IDs a mock function reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,11 +103,7 @@ impl Template {
     /// Power-on state of a function with these IDs and BARs: BAR addresses
     /// zero, decoding off, in D0.
     pub(crate) fn new(id: &Identity, bars: &BarSizes) -> Self {
-        let mut c = Template {
-            regs: [0; CFG_SIZE],
-            wmask: [0; CFG_SIZE],
-            w1c: [0; CFG_SIZE],
-        };
+        let mut c = Template::blank();
         c.set16(bindings::PCI_VENDOR_ID as usize, id.vendor);
         c.set16(bindings::PCI_DEVICE_ID as usize, id.device);
         c.set_mask16(PCI_COMMAND, COMMAND_WRITABLE, 0);
@@ -145,14 +142,16 @@ impl Template {
         self.set_mask16(PM_CTRL, bindings::PCI_PM_CTRL_STATE_MASK as u16, 0);
     }
 
-    /// PCI Express capability, version 2, root complex integrated endpoint
-    /// (there is no link), with Function Level Reset.
+    /// PCI Express capability, version 2, endpoint (below the Root Port,
+    /// on a x1 2.5 GT/s link), with Function Level Reset.
     fn init_exp_cap(&mut self) {
         self.set8(EXP_CAP, bindings::PCI_CAP_ID_EXP as u8);
         self.set8(EXP_CAP + 1, 0);
-        let flags = 2 | (bindings::PCI_EXP_TYPE_RC_END << 4) as u16;
+        let flags = 2 | (bindings::PCI_EXP_TYPE_ENDPOINT << 4) as u16;
         self.set16(EXP_CAP + bindings::PCI_EXP_FLAGS as usize, flags);
-        let devcap = bindings::PCI_EXP_DEVCAP_FLR;
+        // Role-based error reporting, as every PCIe 1.1 and later function
+        // has (ASPM setup treats functions without it as pre-1.1).
+        let devcap = bindings::PCI_EXP_DEVCAP_FLR | bindings::PCI_EXP_DEVCAP_RBER;
         self.set32(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, devcap);
         // Device Control: error reporting enables, relaxed ordering, max
         // payload/read request, no snoop are plain read/write bits; the FLR
@@ -171,31 +170,67 @@ impl Template {
             0,
         );
         self.set_mask16(EXP_DEVSTA, 0, DEVSTA_W1C);
+        let lnkctl_rw = bindings::PCI_EXP_LNKCTL_RCB as u16;
+        self.init_link(EXP_CAP, 0, lnkctl_rw);
         const { assert!(EXP_CAP + EXP_CAP_SIZE <= CFG_SIZE) };
     }
 
-    fn set8(&mut self, at: usize, v: u8) {
+    /// Link registers of a PCI Express capability at `exp`: a x1 link at
+    /// 2.5 GT/s, trained and without ASPM support. `cap` adds Link
+    /// Capabilities bits. ASPM control, common clock and extended synch are
+    /// plain read/write bits in Link Control, as are the `rw` bits; Retrain
+    /// Link reads as zero (a retrain completes at once).
+    pub(crate) fn init_link(&mut self, exp: usize, cap: u32, rw: u16) {
+        let lnkcap = bindings::PCI_EXP_LNKCAP_SLS_2_5GB | 1 << 4 | cap;
+        self.set32(exp + bindings::PCI_EXP_LNKCAP as usize, lnkcap);
+        let lnkctl_rw = (bindings::PCI_EXP_LNKCTL_ASPMC
+            | bindings::PCI_EXP_LNKCTL_CCC
+            | bindings::PCI_EXP_LNKCTL_ES) as u16
+            | rw;
+        self.set_mask16(exp + bindings::PCI_EXP_LNKCTL as usize, lnkctl_rw, 0);
+        let lnksta = (bindings::PCI_EXP_LNKSTA_CLS_2_5GB | bindings::PCI_EXP_LNKSTA_NLW_X1) as u16;
+        self.set16(exp + bindings::PCI_EXP_LNKSTA as usize, lnksta);
+    }
+
+    /// A template with every register zero and read-only.
+    pub(crate) fn blank() -> Self {
+        Template {
+            regs: [0; CFG_SIZE],
+            wmask: [0; CFG_SIZE],
+            w1c: [0; CFG_SIZE],
+        }
+    }
+
+    /// Sets the power-on value of the byte at `at`.
+    pub(crate) fn set8(&mut self, at: usize, v: u8) {
         self.regs[at] = v;
     }
 
-    fn set16(&mut self, at: usize, v: u16) {
+    /// Sets the power-on value of the 16-bit register at `at`.
+    pub(crate) fn set16(&mut self, at: usize, v: u16) {
         self.regs[at..at + 2].copy_from_slice(&v.to_le_bytes());
     }
 
-    fn set32(&mut self, at: usize, v: u32) {
+    /// Sets the power-on value of the 32-bit register at `at`.
+    pub(crate) fn set32(&mut self, at: usize, v: u32) {
         self.regs[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }
 
-    fn set_mask8(&mut self, at: usize, writable: u8) {
+    /// Makes the `writable` bits of the byte at `at` read/write.
+    pub(crate) fn set_mask8(&mut self, at: usize, writable: u8) {
         self.wmask[at] = writable;
     }
 
-    fn set_mask16(&mut self, at: usize, writable: u16, w1c: u16) {
+    /// Makes the `writable` bits of the 16-bit register at `at` read/write
+    /// and its `w1c` bits write-1-to-clear.
+    pub(crate) fn set_mask16(&mut self, at: usize, writable: u16, w1c: u16) {
         self.wmask[at..at + 2].copy_from_slice(&writable.to_le_bytes());
         self.w1c[at..at + 2].copy_from_slice(&w1c.to_le_bytes());
     }
 
-    fn set_mask32(&mut self, at: usize, writable: u32, w1c: u32) {
+    /// Makes the `writable` bits of the 32-bit register at `at` read/write
+    /// and its `w1c` bits write-1-to-clear.
+    pub(crate) fn set_mask32(&mut self, at: usize, writable: u32, w1c: u32) {
         self.wmask[at..at + 4].copy_from_slice(&writable.to_le_bytes());
         self.w1c[at..at + 4].copy_from_slice(&w1c.to_le_bytes());
     }
@@ -223,6 +258,19 @@ impl ConfigSpace {
     /// caused one (FLR, or PMCSR from D3hot to D0).
     pub(crate) fn write(&mut self, t: &Template, offset: usize, size: usize, value: u32) -> Effect {
         let old_power = self.power_state();
+        self.store(t, offset, size, value);
+        let flr = self.read(EXP_DEVCTL, 2) & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0;
+        if flr || (old_power == 3 && self.power_state() == 0) {
+            self.reset(t);
+            return Effect::Reset;
+        }
+        Effect::None
+    }
+
+    /// Stores `size` bytes of `value` at `offset` as software writes them:
+    /// read-only bits keep their value, write-1-to-clear bits clear where
+    /// `value` has ones. No side effects.
+    pub(crate) fn store(&mut self, t: &Template, offset: usize, size: usize, value: u32) {
         for i in 0..size {
             let Some(at) = offset.checked_add(i).filter(|&at| at < CFG_SIZE) else {
                 break;
@@ -231,12 +279,14 @@ impl ConfigSpace {
             let keep = self.regs[at] & !t.wmask[at];
             self.regs[at] = (keep | (v & t.wmask[at])) & !(v & t.w1c[at]);
         }
-        let flr = self.read(EXP_DEVCTL, 2) & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0;
-        if flr || (old_power == 3 && self.power_state() == 0) {
-            self.reset(t);
-            return Effect::Reset;
+    }
+
+    /// Sets a 16-bit register as the hardware does (status bits that
+    /// software cannot write), ignoring the masks.
+    pub(crate) fn set16(&mut self, at: usize, v: u16) {
+        if let Some(r) = self.regs.get_mut(at..at + 2) {
+            r.copy_from_slice(&v.to_le_bytes());
         }
-        Effect::None
     }
 
     /// Back to the power-on state (conventional reset).
@@ -254,6 +304,6 @@ impl ConfigSpace {
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn raise_status(&mut self, bits: u16) {
         let s = self.read(PCI_STATUS, 2) as u16 | (bits & STATUS_W1C);
-        self.regs[PCI_STATUS..PCI_STATUS + 2].copy_from_slice(&s.to_le_bytes());
+        self.set16(PCI_STATUS, s);
     }
 }

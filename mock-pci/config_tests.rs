@@ -122,15 +122,44 @@ mod tests {
             &found[..],
             &[bindings::PCI_CAP_ID_PM, bindings::PCI_CAP_ID_EXP]
         );
+        // An endpoint below the Root Port, on a trained x1 2.5 GT/s link.
         let flags = c.read(EXP_CAP + bindings::PCI_EXP_FLAGS as usize, 2);
         assert_eq!(
             (flags & bindings::PCI_EXP_FLAGS_TYPE) >> 4,
-            bindings::PCI_EXP_TYPE_RC_END
+            bindings::PCI_EXP_TYPE_ENDPOINT
         );
         let devcap = c.read(EXP_CAP + bindings::PCI_EXP_DEVCAP as usize, 4);
         assert!(devcap & bindings::PCI_EXP_DEVCAP_FLR != 0);
+        assert!(devcap & bindings::PCI_EXP_DEVCAP_RBER != 0);
+        let lnkcap = c.read(EXP_CAP + bindings::PCI_EXP_LNKCAP as usize, 4);
+        assert_eq!(lnkcap, bindings::PCI_EXP_LNKCAP_SLS_2_5GB | 1 << 4);
+        let lnksta = c.read(EXP_CAP + bindings::PCI_EXP_LNKSTA as usize, 2);
+        assert_eq!(
+            lnksta,
+            bindings::PCI_EXP_LNKSTA_CLS_2_5GB | bindings::PCI_EXP_LNKSTA_NLW_X1
+        );
         let pmcsr = c.read(PM_CAP + bindings::PCI_PM_CTRL as usize, 2);
         assert_eq!(pmcsr & bindings::PCI_PM_CTRL_NO_SOFT_RESET, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn link_control_keeps_only_writable_bits() -> Result {
+        let (t, mut c) = fresh()?;
+        let lnkctl = EXP_CAP + bindings::PCI_EXP_LNKCTL as usize;
+        let rw = bindings::PCI_EXP_LNKCTL_ASPMC
+            | bindings::PCI_EXP_LNKCTL_RCB
+            | bindings::PCI_EXP_LNKCTL_CCC
+            | bindings::PCI_EXP_LNKCTL_ES;
+        c.write(&t, lnkctl, 2, 0xffff);
+        // Retrain Link and Link Disable read as zero.
+        assert_eq!(c.read(lnkctl, 2), rw);
+        let lnkcap = EXP_CAP + bindings::PCI_EXP_LNKCAP as usize;
+        c.write(&t, lnkcap, 4, 0);
+        assert_eq!(
+            c.read(lnkcap, 4),
+            bindings::PCI_EXP_LNKCAP_SLS_2_5GB | 1 << 4
+        );
         Ok(())
     }
 

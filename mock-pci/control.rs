@@ -6,13 +6,15 @@
 //! * `del_device`: write a slot number to hot-remove its device (the bound
 //!   driver's remove runs first; for VFIO that waits until users close it);
 //! * `devices`: one line per device: address, slot, BAR addresses and sizes;
-//! * `<DDDD:00:SS.0>/bar0`, `bar2`: the module's own view of a device's BAR
-//!   memory, readable and writable at any offset.
+//! * `<DDDD:01:SS.0>/bar0`, `bar2`: the module's own view of a device's BAR
+//!   memory, readable and writable at any offset;
+//! * `<DDDD:01:SS.0>/resets`: how often the function was reset since it was
+//!   added (FLR, D3hot to D0, Secondary Bus Reset), for tests.
 //!
 //! This follows netdevsim's `new_device`/`del_device` convention; sysfs
 //! `remove` and `/sys/bus/pci/rescan` work on the devices too.
 
-use crate::host::Host;
+use crate::{bridge::SECONDARY_BUS, host::Host};
 use kernel::{
     debugfs::{BinaryReader, BinaryWriter, Dir, File, Scope},
     fmt,
@@ -52,6 +54,13 @@ struct BarView {
 struct DeviceView {
     bar0: BarView,
     bar2: BarView,
+    resets: ResetsView,
+}
+
+/// A function's reset count.
+struct ResetsView {
+    host: HostRef,
+    slot: usize,
 }
 
 /// The debugfs directory of one device, by slot.
@@ -100,7 +109,7 @@ impl Control {
             root.read_callback_file(c"devices", ctl.clone(), &show_devices),
         )?;
         for slot in 0..host.layout.slots() {
-            if host.slots.lock().present[slot] {
+            if host.fabric.lock().present(slot) {
                 ctl.add_view(slot)?;
             }
         }
@@ -129,12 +138,22 @@ impl Ctl {
                 phys: l.bar2(slot),
                 size: l.bars().bar2,
             },
+            resets: ResetsView {
+                host: self.host,
+                slot,
+            },
         };
-        let name = CString::try_from_fmt(fmt!("{:04x}:00:{:02x}.0", host.domain, slot))?;
+        let name = CString::try_from_fmt(fmt!(
+            "{:04x}:{:02x}:{:02x}.0",
+            host.domain,
+            SECONDARY_BUS,
+            slot
+        ))?;
         let scope = KBox::pin_init(
             self.root.scope(view, &name, |v, dir| {
                 dir.read_write_binary_file(c"bar0", &v.bar0);
                 dir.read_write_binary_file(c"bar2", &v.bar2);
+                dir.read_callback_file(c"resets", &v.resets, &show_resets);
             }),
             GFP_KERNEL,
         )?;
@@ -206,11 +225,12 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let host = ctl.host.get();
     let l = &host.layout;
     for slot in 0..l.slots() {
-        if host.slots.lock().present[slot] {
+        if host.fabric.lock().present(slot) {
             writeln!(
                 f,
-                "{:04x}:00:{:02x}.0 slot {} bar0 {:#x}+{:#x} bar2 {:#x}+{:#x}",
+                "{:04x}:{:02x}:{:02x}.0 slot {} bar0 {:#x}+{:#x} bar2 {:#x}+{:#x}",
                 host.domain,
+                SECONDARY_BUS,
                 slot,
                 slot,
                 l.bar0(slot),
@@ -221,6 +241,11 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+fn show_resets(v: &ResetsView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let resets = v.host.get().fabric.lock().resets(v.slot);
+    writeln!(f, "{}", resets)
 }
 
 /// Bytes moved through a stack buffer per step.

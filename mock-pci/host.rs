@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The software PCI host bridge: a root bus in a PCI domain of its own,
-//! parented on the module's faux device, with one function per occupied
-//! slot.
+//! parented on the module's faux device, with a PCI Express Root Port at
+//! 00:00.0 and, on its secondary bus 01, one function per occupied slot.
 //!
-//! BAR addresses are programmed into the emulated config space before the
-//! PCI core scans a slot, as firmware does, and claimed by a bus notifier
-//! when the device is added. Letting the core assign them fails on x86:
-//! `arch_remove_reservations()` cuts every E820 region, the `memmap=`
-//! reservation included, out of the allocatable space.
+//! BAR addresses and the Root Port's bus numbers and windows are programmed
+//! into the emulated config space before the PCI core scans, as firmware
+//! does, and claimed by a bus notifier when a device is added. Letting the
+//! core assign them fails on x86: `arch_remove_reservations()` cuts every
+//! E820 region, the `memmap=` reservation included, out of the allocatable
+//! space.
 
 use crate::{
-    accessors,
-    config::{ConfigSpace, Template},
-    layout::{Layout, MAX_SLOTS},
+    accessors, bridge,
+    config::Template,
+    fabric::{Fabric, Templates},
+    layout::Layout,
     params::Settings,
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
     window::Window,
@@ -21,38 +23,34 @@ use crate::{
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use kernel::{bindings, error::to_result, faux, prelude::*, types::Opaque};
 
-/// Register state of every slot, guarded by the host's raw spinlock.
-#[derive(Zeroable)]
-pub(crate) struct Slots {
-    pub(crate) present: [bool; MAX_SLOTS],
-    pub(crate) cfg: [ConfigSpace; MAX_SLOTS],
-}
-
 /// The host bridge and everything it owns.
 ///
 /// `sysdata` is what the root bus's `sysdata` points to (x86 reads the PCI
-/// domain from it); the config accessors get back to the `Host` from it.
+/// domain from it; the secondary bus inherits it); the config accessors get
+/// back to the `Host` from it.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Host {
     #[pin]
     pub(crate) sysdata: Opaque<bindings::pci_sysdata>,
     #[pin]
-    pub(crate) slots: RawSpinLockIrq<Slots>,
+    pub(crate) fabric: RawSpinLockIrq<Fabric>,
     #[pin]
     busn: Opaque<bindings::resource>,
     #[pin]
     pub(crate) notifier: Opaque<bindings::notifier_block>,
-    pub(crate) template: Template,
+    pub(crate) templates: Templates,
     pub(crate) layout: Layout,
     pub(crate) window: Window,
     pub(crate) domain: i32,
     bus: AtomicPtr<bindings::pci_bus>,
     faux: faux::Registration,
+    // Dropped after the bus is gone (`PinnedDrop` runs first).
+    _scan_all: ScanAllDevices,
 }
 
 // SAFETY: the `Opaque` fields are only handed to the kernel, which
 // serialises its own use of them (the bus, the resource tree, the notifier
-// chain); the slots are behind a lock, `bus` is atomic, the rest immutable.
+// chain); the fabric is behind a lock, `bus` is atomic, the rest immutable.
 unsafe impl Sync for Host {}
 // SAFETY: see `Sync`; no field is tied to a thread.
 unsafe impl Send for Host {}
@@ -76,6 +74,49 @@ impl Drop for RescanLock {
     }
 }
 
+/// While alive, the PCI core scans every device number behind a PCI
+/// Express downstream port, as with `pci=pcie_scan_all`.
+///
+/// A Root Port's link normally leads to device 0 only, so the core scans
+/// no other device number there (`only_one_child()`); the mock functions
+/// sit in slots 0 to 31 of the secondary bus, and every scan (the first
+/// one, hot-add, `/sys/bus/pci/rescan`) must find them all. The flag is
+/// global: it applies to every PCIe port of the machine while the module
+/// is loaded, and is cleared again at unload unless it was set before.
+struct ScanAllDevices {
+    set_here: bool,
+}
+
+impl ScanAllDevices {
+    fn enable() -> Self {
+        let all = bindings::PCI_SCAN_ALL_PCIE_DEVS;
+        // SAFETY: `pci_flags` is the PCI core's flag word. Only boot
+        // parameters and platform set-up write it, before modules load, so
+        // this read-modify-write from module init does not race with a
+        // writer.
+        let set_here = unsafe {
+            let flags = &raw mut bindings::pci_flags;
+            let was = *flags & all != 0;
+            *flags |= all;
+            !was
+        };
+        if set_here {
+            pr_info!("scanning every device number behind PCIe ports while loaded (as pci=pcie_scan_all)\n");
+        }
+        ScanAllDevices { set_here }
+    }
+}
+
+impl Drop for ScanAllDevices {
+    fn drop(&mut self) {
+        if self.set_here {
+            let flags = &raw mut bindings::pci_flags;
+            // SAFETY: see `enable`; the mock bus is gone by now.
+            unsafe { *flags &= !bindings::PCI_SCAN_ALL_PCIE_DEVS };
+        }
+    }
+}
+
 const fn devfn(slot: usize) -> u32 {
     (slot as u32) << 3
 }
@@ -93,6 +134,7 @@ impl Host {
             pr_err!("no free PCI domain for the mock bus ({})\n", domain);
             return Err(Error::from_errno(domain));
         }
+        let scan_all = ScanAllDevices::enable();
         let host = KBox::pin_init(
             pin_init!(Host {
                 // SAFETY: all-zero is a valid `pci_sysdata`; the domain and
@@ -102,11 +144,11 @@ impl Host {
                     node: bindings::NUMA_NO_NODE,
                     ..Default::default()
                 }),
-                slots <- new_raw_spinlock_irq!(pin_init::zeroed::<Slots>(), "mock_pci_slots"),
+                fabric <- new_raw_spinlock_irq!(pin_init::zeroed::<Fabric>(), "mock_pci_fabric"),
                 busn: Opaque::new(bindings::resource {
                     name: c"mock-pci bus".as_char_ptr(),
                     start: 0,
-                    end: 0,
+                    end: bridge::SECONDARY_BUS.into(),
                     flags: bindings::IORESOURCE_BUS as usize,
                     ..Default::default()
                 }),
@@ -114,12 +156,16 @@ impl Host {
                     notifier_call: Some(accessors::claim_on_add),
                     ..Default::default()
                 }),
-                template: Template::new(&settings.identity, &layout.bars()),
+                templates: Templates {
+                    port: bridge::template(),
+                    func: Template::new(&settings.identity, &layout.bars()),
+                },
                 layout,
                 window,
                 domain,
                 bus: AtomicPtr::new(core::ptr::null_mut()),
                 faux,
+                _scan_all: scan_all,
             }),
             GFP_KERNEL,
         );
@@ -131,6 +177,9 @@ impl Host {
                 return Err(e);
             }
         };
+        host.fabric
+            .lock()
+            .power_on_port(&host.templates.port, &host.layout);
         for slot in 0..settings.num_devs {
             host.power_on(slot)?;
         }
@@ -144,16 +193,18 @@ impl Host {
         let l = &self.layout;
         self.window.zero(l.bar0(slot), l.bars().bar0 as usize)?;
         self.window.zero(l.bar2(slot), l.bars().bar2 as usize)?;
-        let mut slots = self.slots.lock();
-        let cfg = &mut slots.cfg[slot];
-        cfg.reset(&self.template);
-        let bar0 = l.bar0(slot);
-        let bar = bindings::PCI_BASE_ADDRESS_0 as usize;
-        cfg.write(&self.template, bar, 4, bar0 as u32);
-        cfg.write(&self.template, bar + 4, 4, (bar0 >> 32) as u32);
-        cfg.write(&self.template, bar + 8, 4, l.bar2(slot) as u32);
-        slots.present[slot] = true;
+        self.fabric
+            .lock()
+            .power_on(&self.templates.func, slot, l.bar0(slot), l.bar2(slot));
         Ok(())
+    }
+
+    /// The Root Port's secondary bus, or null while the Root Port is
+    /// removed (sysfs `remove` on it, until a rescan). The caller holds the
+    /// rescan lock, which keeps the bus alive.
+    fn secondary_bus(&self, _lock: &RescanLock) -> *mut bindings::pci_bus {
+        // SAFETY: a lookup in the PCI core's bus list, under its own lock.
+        unsafe { bindings::pci_find_bus(self.domain, bridge::SECONDARY_BUS.into()) }
     }
 
     /// Registers the bus notifier and the root bus, and scans it.
@@ -205,8 +256,8 @@ impl Host {
 
     /// Hot-adds a device in `slot`.
     pub(crate) fn plug(&self, slot: usize) -> Result {
-        let _lock = RescanLock::take();
-        if self.slots.lock().present[slot] {
+        let lock = RescanLock::take();
+        if self.fabric.lock().present(slot) {
             pr_err!(
                 "new_device {}: slot {} is occupied: remove it first (del_device)\n",
                 slot,
@@ -214,9 +265,17 @@ impl Host {
             );
             return Err(EEXIST);
         }
+        let bus = self.secondary_bus(&lock);
+        if bus.is_null() {
+            pr_err!(
+                "new_device {}: the Root Port {:04x}:00:00.0 is removed: rescan first (/sys/bus/pci/rescan)\n",
+                slot,
+                self.domain
+            );
+            return Err(ENODEV);
+        }
         self.power_on(slot)?;
-        let bus = self.bus.load(Relaxed);
-        // SAFETY: the bus is registered while `self` lives; the rescan lock
+        // SAFETY: the secondary bus stays registered while the rescan lock
         // is held.
         let found = unsafe {
             let found = bindings::pci_scan_slot(bus, devfn(slot) as i32);
@@ -224,7 +283,7 @@ impl Host {
             found
         };
         if found == 0 {
-            self.slots.lock().present[slot] = false;
+            self.fabric.lock().remove(slot);
             pr_err!(
                 "new_device {}: the PCI core found no device in the slot\n",
                 slot
@@ -238,21 +297,24 @@ impl Host {
     /// the bound driver's remove runs first (for VFIO that waits until every
     /// user closed the device).
     pub(crate) fn unplug(&self, slot: usize) -> Result {
-        let _lock = RescanLock::take();
-        if !self.slots.lock().present[slot] {
+        let lock = RescanLock::take();
+        if !self.fabric.lock().present(slot) {
             pr_err!("del_device {}: slot {} is empty\n", slot, slot);
             return Err(ENODEV);
         }
-        // SAFETY: the bus is registered; the rescan lock is held, so the
-        // device cannot go away between lookup and removal.
-        unsafe {
-            let pdev = bindings::pci_get_slot(self.bus.load(Relaxed), devfn(slot));
-            if !pdev.is_null() {
-                bindings::pci_stop_and_remove_bus_device(pdev);
-                bindings::pci_dev_put(pdev);
+        let bus = self.secondary_bus(&lock);
+        if !bus.is_null() {
+            // SAFETY: the bus is registered; the rescan lock is held, so the
+            // device cannot go away between lookup and removal.
+            unsafe {
+                let pdev = bindings::pci_get_slot(bus, devfn(slot));
+                if !pdev.is_null() {
+                    bindings::pci_stop_and_remove_bus_device(pdev);
+                    bindings::pci_dev_put(pdev);
+                }
             }
         }
-        self.slots.lock().present[slot] = false;
+        self.fabric.lock().remove(slot);
         Ok(())
     }
 }

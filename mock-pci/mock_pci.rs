@@ -2,18 +2,24 @@
 
 //! mock-pci: real PCI devices on a software PCI bus, with memory-backed BARs.
 //!
-//! The module creates a PCI host bridge in a PCI domain of its own and
-//! populates it with emulated functions whose BARs are carved out of a
-//! boot-time `memmap=` reservation, so that the PCI core, `lspci`, sysfs and
-//! VFIO see genuine `struct pci_dev`s without any hardware. See README.md.
+//! The module creates a PCI host bridge in a PCI domain of its own with an
+//! emulated PCI Express Root Port, and populates the port's secondary bus
+//! with emulated functions whose BARs are carved out of a boot-time
+//! `memmap=` reservation, so that the PCI core, `lspci`, sysfs and VFIO see
+//! genuine `struct pci_dev`s without any hardware; a Secondary Bus Reset
+//! through the port resets them all (VFIO hot reset). See README.md.
 
 use kernel::prelude::*;
 
 mod accessors;
+mod bridge;
+#[cfg(CONFIG_KUNIT)]
+mod bridge_tests;
 mod config;
 #[cfg(CONFIG_KUNIT)]
 mod config_tests;
 mod control;
+mod fabric;
 mod host;
 mod layout;
 mod params;
@@ -106,13 +112,19 @@ impl kernel::Module for MockPci {
         let host = host::Host::create(&settings)?;
         let control = control::Control::create(&host)?;
         let l = &host.layout;
+        let (pref, mem) = (l.pref_window(), l.mem_window());
         pr_info!(
-            "domain {:04x}: {} devices, window {:#x}-{:#x}, BAR0 {} KiB, BAR2 {} KiB\n",
+            "domain {:04x}: Root Port 00:00.0, {} devices on bus {:02x}, window {:#x}-{:#x} (prefetchable {:#x}-{:#x}, BAR0 {} KiB; non-prefetchable {:#x}-{:#x}, BAR2 {} KiB)\n",
             host.domain,
             settings.num_devs,
+            bridge::SECONDARY_BUS,
             l.base(),
             l.base() + l.size() - 1,
+            pref.start,
+            pref.last(),
             l.bars().bar0 >> 10,
+            mem.start,
+            mem.last(),
             l.bars().bar2 >> 10
         );
         Ok(MockPci {

@@ -73,7 +73,7 @@ fn layout(raw: &Raw, bars: BarSizes) -> Result<Layout> {
     Layout::new(raw.window_base, raw.window_size, bars).map_err(|e| {
         match e {
             LayoutError::Unaligned { align } => pr_err!(
-                "window_base={:#x} is not aligned to the largest BAR ({:#x}): reserve memory at an aligned address\n",
+                "window_base={:#x} is not aligned to the largest BAR and 1 MiB ({:#x}): reserve memory at an aligned address\n",
                 raw.window_base,
                 align
             ),
@@ -83,7 +83,7 @@ fn layout(raw: &Raw, bars: BarSizes) -> Result<Layout> {
                 need
             ),
             LayoutError::Above4G => pr_err!(
-                "window_base={:#x} puts the 32-bit BAR2 above 4 GiB: reserve memory below 4 GiB\n",
+                "window_base={:#x} puts the 32-bit BAR2 window above 4 GiB: reserve memory below 4 GiB\n",
                 raw.window_base
             ),
         };
@@ -102,10 +102,9 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
     let num_devs = raw.num_devs as usize;
     if num_devs > layout.slots() {
         pr_err!(
-            "num_devs={} is too many: the window holds {} devices of {:#x} bytes each\n",
+            "num_devs={} is too many: the window holds {} devices with these BAR sizes\n",
             num_devs,
-            layout.slots(),
-            layout.stride()
+            layout.slots()
         );
         return Err(EINVAL);
     }
@@ -142,7 +141,8 @@ mod tests {
     fn defaults_are_valid() -> Result {
         let s = validate(&defaults())?;
         assert_eq!(s.num_devs, 2);
-        assert_eq!(s.layout.bar0(1), 0x4040_0000);
+        assert_eq!(s.layout.bar0(1), 0x4020_0000);
+        assert_eq!(s.layout.bar2(1), 0x4401_0000);
         Ok(())
     }
 

@@ -301,7 +301,7 @@ impl Binding {
     }
 }
 
-/// The mock-pci slot of `bdf` (`10000:00:05.0` -> `5`), if it looks like
+/// The mock-pci slot of `bdf` (`10000:01:05.0` -> `5`), if it looks like
 /// one and mock-pci's control interface exists.
 fn mock_slot(bdf: &str) -> Option<String> {
     if !Path::new(MOCK_DEBUGFS).join("new_device").exists() {

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The emulated hardware behind the host bridge, as one piece of state: the
+//! Root Port on bus 0 and the functions on its secondary bus.
+//!
+//! This is where configuration requests are routed (bus 0 device 0 is the
+//! Root Port; the secondary bus number the port holds selects the
+//! functions) and where a Secondary Bus Reset takes effect: asserting it
+//! resets every function on the secondary bus to its power-on state, as an
+//! FLR does (configuration registers only; BAR memory keeps its contents),
+//! and holds them in reset, unreachable, until it is released. Plain data,
+//! guarded by the host's raw spinlock; the accessors call in with
+//! interrupts off.
+
+use crate::{
+    bridge::{PortEffect, RootPort},
+    config::{ConfigSpace, Effect, Template},
+    layout::{Layout, MAX_SLOTS},
+};
+use kernel::{bindings, prelude::*};
+
+/// Power-on values and masks of the Root Port and of the functions.
+pub(crate) struct Templates {
+    /// The Root Port's type 1 header.
+    pub(crate) port: Template,
+    /// Every function's type 0 header.
+    pub(crate) func: Template,
+}
+
+/// What a configuration write did beyond storing bits, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Nothing else.
+    None,
+    /// The function in this slot reset itself (FLR, D3hot to D0).
+    FunctionReset(usize),
+    /// Secondary Bus Reset was asserted: every function on the secondary
+    /// bus was reset and is held in reset.
+    BusResetAsserted,
+    /// Secondary Bus Reset was released.
+    BusResetReleased,
+}
+
+/// Who answers a configuration request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Port,
+    Function(usize),
+}
+
+/// The Root Port and every slot behind it. All zeroes is a valid state:
+/// port powered off, every slot empty.
+#[derive(Zeroable)]
+pub(crate) struct Fabric {
+    port: RootPort,
+    present: [bool; MAX_SLOTS],
+    funcs: [ConfigSpace; MAX_SLOTS],
+    resets: [u32; MAX_SLOTS],
+}
+
+/// The slot a `devfn` addresses, if it is function 0 of a slot we emulate.
+fn slot_of(devfn: u32) -> Option<usize> {
+    let slot = (devfn >> 3) as usize;
+    (devfn & 7 == 0 && slot < MAX_SLOTS).then_some(slot)
+}
+
+impl Fabric {
+    /// Powers the Root Port on and programs it as firmware does, with bus
+    /// numbers and with windows that cover every slot of `layout`.
+    pub(crate) fn power_on_port(&mut self, t: &Template, layout: &Layout) {
+        self.reset_port(t);
+        self.port.program(t, layout);
+    }
+
+    /// Powers the Root Port on, unprogrammed: no bus numbers, no windows.
+    pub(crate) fn reset_port(&mut self, t: &Template) {
+        self.port.reset(t);
+    }
+
+    /// Puts a function in `slot` in its power-on state, with its BARs at
+    /// `bar0` and `bar2` as firmware programs them.
+    pub(crate) fn power_on(&mut self, t: &Template, slot: usize, bar0: u64, bar2: u64) {
+        let Some(cfg) = self.funcs.get_mut(slot) else {
+            return;
+        };
+        cfg.reset(t);
+        let bar = bindings::PCI_BASE_ADDRESS_0 as usize;
+        cfg.write(t, bar, 4, bar0 as u32);
+        cfg.write(t, bar + 4, 4, (bar0 >> 32) as u32);
+        cfg.write(t, bar + 8, 4, bar2 as u32);
+        self.present[slot] = true;
+        self.resets[slot] = 0;
+    }
+
+    /// Empties `slot`.
+    pub(crate) fn remove(&mut self, slot: usize) {
+        if let Some(p) = self.present.get_mut(slot) {
+            *p = false;
+        }
+    }
+
+    /// Whether a function sits in `slot`.
+    pub(crate) fn present(&self, slot: usize) -> bool {
+        self.present.get(slot).copied().unwrap_or(false)
+    }
+
+    /// How often the function in `slot` was reset since it was added.
+    pub(crate) fn resets(&self, slot: usize) -> u32 {
+        self.resets.get(slot).copied().unwrap_or(0)
+    }
+
+    fn route(&self, bus: u8, devfn: u32) -> Option<Target> {
+        if bus == 0 {
+            return (devfn == 0).then_some(Target::Port);
+        }
+        // A bus in reset does not answer; nor do buses the port does not
+        // lead to (there is nothing below the secondary bus).
+        if self.port.in_reset() || bus != self.port.secondary() {
+            return None;
+        }
+        slot_of(devfn)
+            .filter(|&s| self.present[s])
+            .map(Target::Function)
+    }
+
+    /// Reads `size` bytes at `offset` of the function at `bus`/`devfn`;
+    /// `None` if nothing answers there.
+    pub(crate) fn read(&self, bus: u8, devfn: u32, offset: usize, size: usize) -> Option<u32> {
+        match self.route(bus, devfn)? {
+            Target::Port => Some(self.port.read(offset, size)),
+            Target::Function(s) => Some(self.funcs[s].read(offset, size)),
+        }
+    }
+
+    /// Writes `size` bytes of `value` at `offset` of the function at
+    /// `bus`/`devfn` and carries out what the write triggers; `None` if
+    /// nothing answers there.
+    pub(crate) fn write(
+        &mut self,
+        t: &Templates,
+        bus: u8,
+        devfn: u32,
+        offset: usize,
+        size: usize,
+        value: u32,
+    ) -> Option<Event> {
+        match self.route(bus, devfn)? {
+            Target::Port => Some(match self.port.write(&t.port, offset, size, value) {
+                PortEffect::None => Event::None,
+                PortEffect::ResetAsserted => {
+                    self.reset_secondary(&t.func);
+                    Event::BusResetAsserted
+                }
+                PortEffect::ResetReleased => Event::BusResetReleased,
+            }),
+            Target::Function(s) => Some(match self.funcs[s].write(&t.func, offset, size, value) {
+                Effect::None => Event::None,
+                Effect::Reset => {
+                    self.resets[s] = self.resets[s].wrapping_add(1);
+                    Event::FunctionReset(s)
+                }
+            }),
+        }
+    }
+
+    /// Resets every function on the secondary bus, as a conventional reset
+    /// does.
+    fn reset_secondary(&mut self, t: &Template) {
+        for s in 0..MAX_SLOTS {
+            if self.present[s] {
+                self.funcs[s].reset(t);
+                self.resets[s] = self.resets[s].wrapping_add(1);
+            }
+        }
+    }
+}
