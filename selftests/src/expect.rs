@@ -162,6 +162,10 @@ const TESTS: &[Row] = &[
         ..revoke("fork_flr", CHILD_KEEPS)
     },
     Row {
+        lacks: Some("cannot be hot reset"),
+        ..revoke("fork_hot_reset", CHILD_KEEPS)
+    },
+    Row {
         lacks: Some("has no power management capability"),
         ..revoke("fork_d3hot", CHILD_KEEPS)
     },

@@ -204,6 +204,7 @@ pub fn all(paths: &[Path], unplug: bool, kmsg: Option<kmsg::Kmsg>) -> Vec<Test> 
         ));
         tests.push(fork("fork_reset", Spec::one(Some(Revoke::Reset))));
         tests.push(fork("fork_flr", Spec::one(Some(Revoke::Flr))));
+        tests.push(fork("fork_hot_reset", Spec::one(Some(Revoke::HotReset))));
         tests.push(fork("fork_d3hot", Spec::one(Some(Revoke::D3hot))));
         tests.push(fork("fork_low_power", Spec::one(Some(Revoke::LowPower))));
         tests.push(fork("fork_driver_revoke", Spec::one(Some(Revoke::Driver))));
