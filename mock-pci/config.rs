@@ -259,6 +259,11 @@ impl ConfigSpace {
     pub(crate) fn write(&mut self, t: &Template, offset: usize, size: usize, value: u32) -> Effect {
         let old_power = self.power_state();
         self.store(t, offset, size, value);
+        if matches!(self.power_state(), 1 | 2) {
+            // D1 and D2 are not advertised: a write asking for them is
+            // discarded and changes no state (PCI PM 1.2, 3.2.4).
+            self.set_power_state(old_power);
+        }
         let flr = self.read(EXP_DEVCTL, 2) & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0;
         if flr || (old_power == 3 && self.power_state() == 0) {
             self.reset(t);
@@ -292,6 +297,13 @@ impl ConfigSpace {
     /// Back to the power-on state (conventional reset).
     pub(crate) fn reset(&mut self, t: &Template) {
         self.regs = t.regs;
+    }
+
+    /// Sets PMCSR's power state field, leaving its other bits.
+    fn set_power_state(&mut self, state: u32) {
+        let mask = bindings::PCI_PM_CTRL_STATE_MASK;
+        let v = (self.read(PM_CTRL, 2) & !mask) | (state & mask);
+        self.set16(PM_CTRL, v as u16);
     }
 
     /// Current power state from PMCSR (0 = D0, 3 = D3hot).

@@ -188,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn unadvertised_d1_d2_are_refused() -> Result {
+        let (t, mut c) = fresh()?;
+        let pmcsr = PM_CAP + bindings::PCI_PM_CTRL as usize;
+        for state in [1, 2] {
+            assert_eq!(c.write(&t, pmcsr, 2, state), Effect::None);
+            assert_eq!(c.power_state(), 0);
+        }
+        assert_eq!(c.write(&t, pmcsr, 2, 3), Effect::None);
+        assert_eq!(c.write(&t, pmcsr, 2, 1), Effect::None);
+        assert_eq!(c.power_state(), 3);
+        Ok(())
+    }
+
+    #[test]
     fn flr_resets_and_reads_as_zero() -> Result {
         let (t, mut c) = fresh()?;
         let devctl = EXP_CAP + bindings::PCI_EXP_DEVCTL as usize;
