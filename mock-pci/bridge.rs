@@ -122,15 +122,11 @@ fn init_exp_cap(t: &mut Template) {
         exp + bindings::PCI_EXP_DEVCAP as usize,
         bindings::PCI_EXP_DEVCAP_RBER,
     );
-    let devctl_rw = (bindings::PCI_EXP_DEVCTL_CERE
-        | bindings::PCI_EXP_DEVCTL_NFERE
-        | bindings::PCI_EXP_DEVCTL_FERE
-        | bindings::PCI_EXP_DEVCTL_URRE
-        | bindings::PCI_EXP_DEVCTL_RELAX_EN
-        | bindings::PCI_EXP_DEVCTL_PAYLOAD
-        | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
-        | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
-    t.set_mask16(exp + bindings::PCI_EXP_DEVCTL as usize, devctl_rw, 0);
+    t.set_mask16(
+        exp + bindings::PCI_EXP_DEVCTL as usize,
+        crate::config::DEVCTL_RW,
+        0,
+    );
     let devsta_w1c = (bindings::PCI_EXP_DEVSTA_CED
         | bindings::PCI_EXP_DEVSTA_NFED
         | bindings::PCI_EXP_DEVSTA_FED

@@ -92,6 +92,18 @@ const DEVSTA_W1C: u16 = (bindings::PCI_EXP_DEVSTA_CED
     | bindings::PCI_EXP_DEVSTA_FED
     | bindings::PCI_EXP_DEVSTA_URD) as u16;
 
+/// PCIe Device Control bits that are plain read/write on every mock
+/// function and the Root Port: error reporting enables, relaxed ordering,
+/// max payload and read request size, no snoop.
+pub(crate) const DEVCTL_RW: u16 = (bindings::PCI_EXP_DEVCTL_CERE
+    | bindings::PCI_EXP_DEVCTL_NFERE
+    | bindings::PCI_EXP_DEVCTL_FERE
+    | bindings::PCI_EXP_DEVCTL_URRE
+    | bindings::PCI_EXP_DEVCTL_RELAX_EN
+    | bindings::PCI_EXP_DEVCTL_PAYLOAD
+    | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
+    | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
+
 /// Power-on values and write masks shared by every mock function.
 pub(crate) struct Template {
     regs: [u8; CFG_SIZE],
@@ -156,17 +168,9 @@ impl Template {
         // Device Control: error reporting enables, relaxed ordering, max
         // payload/read request, no snoop are plain read/write bits; the FLR
         // bit triggers a reset and always reads as zero.
-        let devctl_rw = (bindings::PCI_EXP_DEVCTL_CERE
-            | bindings::PCI_EXP_DEVCTL_NFERE
-            | bindings::PCI_EXP_DEVCTL_FERE
-            | bindings::PCI_EXP_DEVCTL_URRE
-            | bindings::PCI_EXP_DEVCTL_RELAX_EN
-            | bindings::PCI_EXP_DEVCTL_PAYLOAD
-            | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
-            | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
         self.set_mask16(
             EXP_DEVCTL,
-            devctl_rw | bindings::PCI_EXP_DEVCTL_BCR_FLR as u16,
+            DEVCTL_RW | bindings::PCI_EXP_DEVCTL_BCR_FLR as u16,
             0,
         );
         self.set_mask16(EXP_DEVSTA, 0, DEVSTA_W1C);
