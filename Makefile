@@ -24,7 +24,7 @@ MODDIR := $(if $(DEBUG),$(CURDIR)/build/debug,$(CURDIR))
 # scripts/vm-run loads the modules from here.
 export VM_MODDIR := $(MODDIR)
 
-.PHONY: all deps kernel modules kunit mock-pci-check selftest fork-race mutants bench lint fmt check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit mock-pci-check selftest stress stress-short fork-race mutants bench lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -38,6 +38,7 @@ help:
 	@echo "make kunit      run every KUnit suite of the project in one guest"
 	@echo "make mock-pci-check  in-guest checks of the mock devices"
 	@echo "make selftest   run the fork/revoke selftest in three configurations"
+	@echo "make stress     races, unplug, load/unload, config fuzz, bad input (STRESS=short: the check version)"
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
 	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
@@ -93,6 +94,15 @@ fork-race: deps
 mutants: modules
 	@KDIR=$(KDIR_OF) MUTANTS="$(MUTANTS)" $(CURDIR)/selftests/mutants/run
 
+# Races, unplug, load/unload cycles, config fuzz and bad input, counting
+# escapes and kernel reports (selftests/stress; STRESS=short is the version
+# 'make check' runs).
+stress: modules
+	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/stress
+
+stress-short: modules
+	@KDIR=$(KDIR_OF) STRESS=short $(CURDIR)/selftests/stress
+
 # Fault, fork and revoke cost side by side (build/bench.{json,svg,log}).
 bench: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/bench
@@ -103,7 +113,7 @@ mock-pci-check: modules
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).
-check: deps kernel modules $(if $(DEBUG),,lint) kunit mock-pci-check selftest $(if $(KDIR)$(DEBUG),,fork-race)
+check: deps kernel modules $(if $(DEBUG),,lint) kunit mock-pci-check selftest stress-short $(if $(KDIR)$(DEBUG),,fork-race)
 	@echo "check: all passed"
 
 run: modules

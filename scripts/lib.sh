@@ -15,6 +15,12 @@ rust_toolchain_check() {
 		die "rust toolchain $RUST_TOOLCHAIN is not installed: run 'rustup toolchain install $RUST_TOOLCHAIN --component rustfmt,clippy' or set RUST_TOOLCHAIN"
 }
 
+# A line of the kernel log that is a report of a kernel bug: oops, BUG
+# (KASAN, KFENCE and soft lockups say "BUG:"), WARN (lockdep says
+# "WARNING:"), an RCU stall, a hung task, UBSAN, a PAT complaint.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+KERNEL_REPORTS='(Oops|BUG:|WARNING:|kernel BUG|general protection fault|Kernel panic|x86/PAT: .*(conflicting|expected|invalid|failed)|rcu.*stall|hung_task|UBSAN|RIP: )'
+
 rust_tool() { rustup which --toolchain "$RUST_TOOLCHAIN" "$1"; }
 
 rustc_version() { "$(rust_tool rustc)" --version | awk '{print $2}'; }

@@ -16,6 +16,7 @@ use crate::probe::Seen;
 use crate::sys;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// A close-on-exec pipe: (read end, write end).
@@ -416,16 +417,23 @@ impl Shared {
 
     /// Word `i`.
     pub fn get(&self, i: usize) -> u32 {
-        assert!(i < self.len);
-        // SAFETY: inside the mapping; other processes write whole words.
-        unsafe { std::ptr::read_volatile(self.ptr.add(i)) }
+        self.atomic(i).load(Relaxed)
     }
 
     /// Sets word `i`.
     pub fn set(&self, i: usize, v: u32) {
+        self.atomic(i).store(v, Relaxed)
+    }
+
+    /// Word `i` as an atomic, for protocols between processes that need
+    /// ordering (`SeqCst` on x86_64 is the same instruction for every
+    /// process mapping the page).
+    pub fn atomic(&self, i: usize) -> &AtomicU32 {
         assert!(i < self.len);
-        // SAFETY: inside the mapping.
-        unsafe { std::ptr::write_volatile(self.ptr.add(i), v) }
+        // SAFETY: inside the mapping, 4-byte aligned (page aligned base),
+        // and only ever accessed as whole words; `AtomicU32` has the layout
+        // of `u32`. The borrow of `self` keeps the mapping alive.
+        unsafe { AtomicU32::from_ptr(self.ptr.add(i)) }
     }
 
     /// Number of words.
@@ -446,6 +454,10 @@ impl Shared {
         }
     }
 }
+
+// SAFETY: every access to the words goes through atomics; the mapping
+// lives as long as the value.
+unsafe impl Sync for Shared {}
 
 impl Drop for Shared {
     fn drop(&mut self) {

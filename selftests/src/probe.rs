@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 static LOAD_IP: AtomicUsize = AtomicUsize::new(0);
 /// Where the handler resumes after a SIGBUS at [`LOAD_IP`].
 static RESUME_IP: AtomicUsize = AtomicUsize::new(0);
+/// Address of the guarded store instruction.
+static STORE_IP: AtomicUsize = AtomicUsize::new(0);
+/// Where the handler resumes after a SIGBUS at [`STORE_IP`].
+static STORE_RESUME_IP: AtomicUsize = AtomicUsize::new(0);
 /// `si_addr` of the last SIGBUS caught.
 static BUS_ADDR: AtomicU64 = AtomicU64::new(0);
 
@@ -45,11 +49,14 @@ extern "C" fn on_sigbus(_sig: sys::c_int, info: *mut sys::siginfo_t, ctx: *mut s
     unsafe {
         let uc = &mut *ctx.cast::<sys::ucontext_t>();
         let rip = &mut uc.uc_mcontext.gregs[sys::REG_RIP as usize];
-        let load = LOAD_IP.load(Relaxed);
-        if load != 0 && *rip as usize == load {
-            BUS_ADDR.store((*info).si_addr() as u64, Relaxed);
-            *rip = RESUME_IP.load(Relaxed) as sys::greg_t;
-            return;
+        let at = *rip as usize;
+        for (ip, resume) in [(&LOAD_IP, &RESUME_IP), (&STORE_IP, &STORE_RESUME_IP)] {
+            let ip = ip.load(Relaxed);
+            if ip != 0 && at == ip {
+                BUS_ADDR.store((*info).si_addr() as u64, Relaxed);
+                *rip = resume.load(Relaxed) as sys::greg_t;
+                return;
+            }
         }
         // Not ours: die of it once we return and the access repeats.
         sys::signal(sys::SIGBUS, sys::SIG_DFL);
@@ -94,7 +101,42 @@ pub unsafe fn load(p: *const u32) -> Option<u32> {
     (bus == 0).then_some(value)
 }
 
-/// Address of the last SIGBUS caught by [`load`].
+/// Stores `v` at `p`; `false` if the store got SIGBUS.
+///
+/// # Safety
+///
+/// As for [`load`], and the mapping must be writable.
+#[inline(never)]
+pub unsafe fn store(p: *mut u32, v: u32) -> bool {
+    let bus: u32;
+    // SAFETY: as in `load`: the labels are local to this function and the
+    // handler only redirects a SIGBUS raised by the store at label 2.
+    unsafe {
+        core::arch::asm!(
+            "lea {t}, [rip + 2f]",
+            "mov qword ptr [{store_ip}], {t}",
+            "lea {t}, [rip + 3f]",
+            "mov qword ptr [{resume_ip}], {t}",
+            "xor {bus:e}, {bus:e}",
+            "2:",
+            "mov dword ptr [{p}], {v:e}",
+            "jmp 4f",
+            "3:",
+            "mov {bus:e}, 1",
+            "4:",
+            p = in(reg) p,
+            v = in(reg) v,
+            store_ip = in(reg) STORE_IP.as_ptr(),
+            resume_ip = in(reg) STORE_RESUME_IP.as_ptr(),
+            t = out(reg) _,
+            bus = out(reg) bus,
+            options(nostack),
+        );
+    }
+    bus == 0
+}
+
+/// Address of the last SIGBUS caught by [`load`] or [`store`].
 pub fn last_bus_addr() -> u64 {
     BUS_ADDR.load(Relaxed)
 }
@@ -227,13 +269,14 @@ mod tests {
             let m = sys::mmap(
                 std::ptr::null_mut(),
                 PAGE,
-                sys::PROT_READ,
+                sys::PROT_READ | sys::PROT_WRITE,
                 sys::MAP_SHARED,
                 f.as_raw_fd(),
                 0,
             );
             assert_ne!(m, sys::MAP_FAILED);
             assert_eq!(load(m.cast()), None);
+            assert!(!store(m.cast(), 1), "a store beyond EOF is SIGBUS too");
             assert_eq!(last_bus_addr(), m as u64);
             let s = pass(m.cast(), PAGE, &|_| 0);
             assert_eq!(s.sigbus, 1);
