@@ -13,7 +13,7 @@
 //! present or page read is an escape. The run also counts how many revokes
 //! overlapped a fork in progress, so that it shows the race was taken.
 
-use crate::args::{variant_fixed, Ctx, Opt, Opts};
+use crate::args::{variant, Ctx, Opt, Opts};
 use crate::outcome::Outcome;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
@@ -154,11 +154,14 @@ struct Tally {
 
 /// Runs the fork vs revoke race.
 pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
-    let dbg = variant_fixed(&ctx.bdf)?;
+    let dbg = variant(&ctx.bdf)?;
     let dev = Device::open(&ctx.bdf, ctx.path)?;
     let bar = dev.bar(0)?;
-    if (bar.size as usize) < PMD + PAGE {
-        return Err(err!("BAR0 is {} bytes: the PMD shape needs more than 2 MiB... ", bar.size));
+    if (bar.size as usize) < PMD {
+        return Err(err!(
+            "BAR0 is {} bytes: the PMD shape needs 2 MiB",
+            bar.size
+        ));
     }
     dev.set_memory(true)?;
     let sh = Shared::new(WORDS)?;
@@ -188,7 +191,10 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
             diag(&format!("{name}-mapped, {kind:?}: driver {moved}"));
             if name == "PMD" {
                 out.check(moved.pmds < u64::from(iterations), || {
-                    format!("PMD-mapped, {kind:?}: only {} PMDs inserted in {iterations} refills", moved.pmds)
+                    format!(
+                        "PMD-mapped, {kind:?}: only {} PMDs inserted in {iterations} refills",
+                        moved.pmds
+                    )
                 });
             } else {
                 out.check(moved.pmds != 0, || {
@@ -201,7 +207,10 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
             tally.forks, tally.overlapped, tally.checked, tally.escapes
         ));
         out.check(tally.overlapped == 0 && tally.forks >= 20, || {
-            format!("{name}-mapped: no revoke overlapped a fork in {} forks", tally.forks)
+            format!(
+                "{name}-mapped: no revoke overlapped a fork in {} forks",
+                tally.forks
+            )
         });
     }
     sh.atomic(STOP).store(1, SeqCst);
@@ -235,12 +244,13 @@ fn shape(
     let mut fork_us = 1000u32;
     let mut seed = 0x9e37_79b9u32 ^ *it;
     for _ in 0..iterations {
-        if kind == Kind::MemoryOff {
-            dev.set_memory(true)?;
-        }
+        dev.set_memory(true)?;
         let s = map.pass(&|_| 0);
         if s.sigbus > 0 {
-            return Err(err!("populate: {} pages got SIGBUS with memory on", s.sigbus));
+            return Err(err!(
+                "populate: {} pages got SIGBUS with memory on",
+                s.sigbus
+            ));
         }
         let present = dbg.present()?;
         if present != pages {
@@ -266,10 +276,18 @@ fn shape(
             return Err(err!("child of fork {n} ended badly (status {st:#x})"));
         }
         let child_escapes = u64::from(sh.atomic(CHILD_ESCAPES).load(SeqCst));
-        let (rs, re) = (sh.atomic(REV_START).load(SeqCst), sh.atomic(REV_END).load(SeqCst));
+        let (rs, re) = (
+            sh.atomic(REV_START).load(SeqCst),
+            sh.atomic(REV_END).load(SeqCst),
+        );
         t.forks += 1;
         t.overlapped += u64::from(before(rs, fork_end) && before(fork_start, re));
-        t.checked += 2 * u64::from(pages) + if kind == Kind::MemoryOff { u64::from(pages) } else { 0 };
+        t.checked += 2 * u64::from(pages)
+            + if kind == Kind::MemoryOff {
+                u64::from(pages)
+            } else {
+                0
+            };
         t.escapes += child_escapes + u64::from(parent_present);
         if child_escapes + u64::from(parent_present) > 0 {
             diag(&format!(

@@ -4,12 +4,13 @@
 //! mapping while the parent clears and sets COMMAND memory enable.
 //!
 //! The escape protocol. The parent steps a phase counter kept in shared
-//! memory through three states per toggle:
+//! memory through four states per toggle:
 //!
-//! * `3t + 1` *disabled*: published after the disable returned (the driver
+//! * `4t + 1` *disabling*: published before memory is disabled;
+//! * `4t + 2` *disabled*: published after the disable returned (the driver
 //!   zapped every mapping before the config write completed);
-//! * `3t + 2` *closing*: published before memory is enabled again;
-//! * `3t + 3` *enabled*: published after the enable returned.
+//! * `4t + 3` *enabling*: published before memory is enabled again;
+//! * `4t + 4` *enabled*: published after the enable returned.
 //!
 //! A worker reads the phase before and after each access. An access with
 //! both reads in the same disabled phase ran entirely while memory was off:
@@ -18,28 +19,45 @@
 //! parent leaves a disabled phase only after every worker acknowledged an
 //! access judged in it, so each toggle tests every worker.
 
-use crate::args::{variant_fixed, Ctx, Opt, Opts};
+use crate::args::{variant, Ctx, Opt, Opts};
 use crate::outcome::Outcome;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
+use vfio_revoke_selftests::err;
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place};
 use vfio_revoke_selftests::probe::{self, PAGE};
 use vfio_revoke_selftests::vfio::Device;
-use vfio_revoke_selftests::err;
 
 /// Options.
 pub const OPTS: &[Opt] = &[
     ("children", 32, 1, 256, "processes accessing the mapping"),
     ("threads", 2, 0, 16, "extra threads in every fourth child"),
-    ("toggles", 1000, 1, 1_000_000, "memory disable/enable cycles"),
-    ("kib", 2048, 4, 1 << 20, "KiB of BAR0 mapped (at most the BAR)"),
+    (
+        "toggles",
+        1000,
+        1,
+        1_000_000,
+        "memory disable/enable cycles",
+    ),
+    (
+        "kib",
+        2048,
+        4,
+        1 << 20,
+        "KiB of BAR0 mapped (at most the BAR)",
+    ),
 ];
 
 /// How long the parent waits for every worker to act in one phase.
 const PHASE_LIMIT: Duration = Duration::from_secs(20);
+
+// The phases, modulo 4 (disabling is 1).
+const DISABLED: u32 = 2;
+const ENABLING: u32 = 3;
+const ENABLED: u32 = 0;
 
 // Shared words: the phase, the stop flag, then `SLOTS` per worker.
 const PHASE: usize = 0;
@@ -76,8 +94,9 @@ impl Worker<'_> {
                 return;
             }
             let p1 = phase.load(SeqCst);
-            if p1 % 3 == 1 && self.slot(ACK).load(SeqCst) == p1 {
-                // Judged already in this disabled phase: let others run.
+            // Nothing to judge while memory comes back, and nothing more in
+            // a disabled phase already judged: let the others run.
+            if p1 % 4 == ENABLING || (p1 % 4 == DISABLED && self.slot(ACK).load(SeqCst) == p1) {
                 std::thread::yield_now();
                 continue;
             }
@@ -93,26 +112,20 @@ impl Worker<'_> {
                 unsafe { probe::load(addr as *const u32).is_some() }
             };
             let p2 = phase.load(SeqCst);
-            if p1 != p2 {
-                continue;
-            }
-            match p1 % 3 {
-                1 => {
-                    self.slot(OFF_TRIED).fetch_add(1, SeqCst);
-                    if ok && self.slot(ESCAPED).fetch_add(1, SeqCst) == 0 {
-                        self.slot(FIRST_ESCAPE).store(page as u32, SeqCst);
-                    }
-                    self.slot(ACK).store(p1, SeqCst);
+            if p1 == p2 && p1 % 4 == DISABLED {
+                self.slot(OFF_TRIED).fetch_add(1, SeqCst);
+                if ok && self.slot(ESCAPED).fetch_add(1, SeqCst) == 0 {
+                    self.slot(FIRST_ESCAPE).store(page as u32, SeqCst);
                 }
-                0 => {
-                    self.slot(ON_TRIED).fetch_add(1, SeqCst);
-                    if !ok {
-                        self.slot(LOST).fetch_add(1, SeqCst);
-                    }
-                    std::thread::yield_now();
+                self.slot(ACK).store(p1, SeqCst);
+            } else if p1 == p2 && p1 % 4 == ENABLED {
+                self.slot(ON_TRIED).fetch_add(1, SeqCst);
+                if !ok {
+                    self.slot(LOST).fetch_add(1, SeqCst);
                 }
-                _ => {}
             }
+            // One access per time slice keeps the parent's toggles going.
+            std::thread::yield_now();
         }
     }
 }
@@ -148,17 +161,29 @@ fn child(dev: &Device, map: &Mapping, sh: &Shared, first: usize, n: usize, own: 
     std::thread::scope(|s| {
         for id in first + 1..first + n {
             s.spawn(move || {
-                Worker { sh, id, base, pages: len / PAGE }.run();
+                Worker {
+                    sh,
+                    id,
+                    base,
+                    pages: len / PAGE,
+                }
+                .run();
             });
         }
-        Worker { sh, id: first, base, pages: len / PAGE }.run();
+        Worker {
+            sh,
+            id: first,
+            base,
+            pages: len / PAGE,
+        }
+        .run();
     });
     0
 }
 
 /// Runs the revoke race.
 pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
-    let dbg = variant_fixed(&ctx.bdf)?;
+    let dbg = variant(&ctx.bdf)?;
     let dev = Device::open(&ctx.bdf, ctx.path)?;
     let bar = dev.bar(0)?;
     let len = ((o.get("kib") as usize) * 1024).min(bar.size as usize);
@@ -169,6 +194,15 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
     let toggles = o.get("toggles") as u32;
     let total: usize = (0..children).map(|c| workers_of(c, threads)).sum();
     let sh = Shared::new(HEADER + total * SLOTS)?;
+    // Populated before the children are forked: they start with the
+    // parent's entries, which the first revoke must reach too.
+    let seen = map.pass(&|_| 0);
+    if seen.sigbus > 0 {
+        return Err(err!(
+            "populate: {} pages got SIGBUS with memory on",
+            seen.sigbus
+        ));
+    }
     let before = dbg.counters()?;
 
     let mut pids = Vec::new();
@@ -203,7 +237,9 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
         let e = sh.atomic(HEADER + w * SLOTS + ESCAPED).load(SeqCst);
         if e > 0 {
             let page = sh.atomic(HEADER + w * SLOTS + FIRST_ESCAPE).load(SeqCst);
-            diag(&format!("worker {w}: {e} escapes, the first on page {page}"));
+            diag(&format!(
+                "worker {w}: {e} escapes, the first on page {page}"
+            ));
         }
     }
     let (off, on, lost) = (sum(OFF_TRIED), sum(ON_TRIED), sum(LOST));
@@ -242,11 +278,12 @@ fn toggle(dev: &Device, sh: &Shared, workers: usize, toggles: u32, out: &mut Out
         seed ^= seed >> 17;
         seed ^= seed << 5;
         spin(Duration::from_micros(u64::from(seed % 2000)));
+        phase.store(4 * t + 1, SeqCst);
         if let Err(e) = dev.set_memory(false) {
             out.fail(format!("toggle {t}: disable: {e}"));
             return t;
         }
-        let off = 3 * t + 1;
+        let off = 4 * t + 2;
         phase.store(off, SeqCst);
         let start = Instant::now();
         for w in 0..workers {
