@@ -104,7 +104,7 @@ impl Worker<'_> {
             k = k.wrapping_add(37);
             let page = k % self.pages;
             let addr = self.base + page * PAGE + (self.id % (PAGE / 4)) * 4;
-            let ok = if k % 2 == 0 {
+            let ok = if k.is_multiple_of(2) {
                 // SAFETY: inside the mapping, aligned, RW; SIGBUS is caught.
                 unsafe { probe::store(addr as *mut u32, ((self.id as u32) << 16) | p1) }
             } else {
@@ -132,7 +132,7 @@ impl Worker<'_> {
 
 /// Workers of child `c`: itself, plus `threads` more in every fourth.
 fn workers_of(c: usize, threads: usize) -> usize {
-    1 + if c % 4 == 0 { threads } else { 0 }
+    1 + if c.is_multiple_of(4) { threads } else { 0 }
 }
 
 /// A child: its workers on its own copy of the mapping, or (every third
