@@ -75,6 +75,10 @@ fn before(a: u32, b: u32) -> bool {
 
 /// The revoker process: waits for a request, waits its delay, revokes.
 fn revoker(dev: &Device, dbg: &Debugfs, sh: &Shared) -> i32 {
+    // It lives as long as the whole part, beyond fork_run's 120 s alarm;
+    // PR_SET_PDEATHSIG and the STOP word end it.
+    // SAFETY: a plain syscall.
+    unsafe { sys::alarm(0) };
     let mut last = 0;
     loop {
         let req = sh.atomic(REQ).load(SeqCst);

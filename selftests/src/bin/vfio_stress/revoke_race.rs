@@ -23,7 +23,7 @@ use crate::args::{variant, Ctx, Opt, Opts};
 use crate::outcome::Outcome;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
-use vfio_revoke_selftests::err;
+use vfio_revoke_selftests::{err, sys};
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::ktap::diag;
@@ -138,6 +138,10 @@ fn workers_of(c: usize, threads: usize) -> usize {
 /// A child: its workers on its own copy of the mapping, or (every third
 /// child) on a fresh mapping of its own.
 fn child(dev: &Device, map: &Mapping, sh: &Shared, first: usize, n: usize, own: bool) -> i32 {
+    // The run may outlast fork_run's 120 s alarm; the parent's phase
+    // limit and PR_SET_PDEATHSIG still bound it.
+    // SAFETY: a plain syscall.
+    unsafe { sys::alarm(0) };
     let own_map;
     let (base, len) = if own {
         let bar = match dev.bar(0) {
