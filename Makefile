@@ -41,7 +41,7 @@ help:
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
 	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
-	@echo "make lint       rustfmt check and clippy on the modules"
+	@echo "make lint       rustfmt check and clippy on the modules; shellcheck and host tests of scripts/"
 	@echo "make vm-shell   interactive guest with the modules loaded"
 	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
 
@@ -66,7 +66,9 @@ modules: kernel
 		$(SCRIPTS)/kmake $(KDIR_OF) M=$(MODDIR)/$$m -s modules || exit 1; \
 	done
 
+# scripts/test-scripts: shellcheck and host-side tests of vm-run (no guest).
 lint: kernel
+	@$(SCRIPTS)/test-scripts
 	@$(SCRIPTS)/lint $(KDIR_OF) $(MODULES)
 	@$(MAKE) -s modules
 
