@@ -23,6 +23,8 @@ KDIR_OF = $(if $(KDIR),$(KDIR),$(shell cat $(KDIR_FILE) 2>/dev/null))
 MODDIR := $(if $(DEBUG),$(CURDIR)/build/debug,$(CURDIR))
 # scripts/vm-run loads the modules from here.
 export VM_MODDIR := $(MODDIR)
+# The debug kernel boots and runs several times slower: longer guest limits.
+export VM_TIMEOUT_SCALE := $(if $(DEBUG),4,1)
 
 .PHONY: all deps kernel modules kunit mock-pci-check selftest stress stress-short fork-race mutants bench lint fmt check run vm-shell clean distclean help
 
@@ -42,7 +44,7 @@ help:
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
 	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
-	@echo "make lint       rustfmt check and clippy on the modules"
+	@echo "make lint       rustfmt check and clippy on the modules; shellcheck and host tests of scripts/"
 	@echo "make vm-shell   interactive guest with the modules loaded"
 	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
 
@@ -67,7 +69,9 @@ modules: kernel
 		$(SCRIPTS)/kmake $(KDIR_OF) M=$(MODDIR)/$$m -s modules || exit 1; \
 	done
 
+# scripts/test-scripts: shellcheck and host-side tests of vm-run (no guest).
 lint: kernel
+	@$(SCRIPTS)/test-scripts
 	@$(SCRIPTS)/lint $(KDIR_OF) $(MODULES)
 	@$(MAKE) -s modules
 
