@@ -9,7 +9,10 @@
 //! forked child does (`vm_ops->open`, then a copy of the first vma's
 //! entries), so the driver never sees a fault for it. Observations are
 //! collected first and asserted after everything is unmapped and the
-//! device closed, so a failed assertion leaks nothing.
+//! device closed, so a failed assertion leaks nothing. Mappings are
+//! [`testing::Mapping`] guards, so every way out of a scenario, an early
+//! return through `?` included, unmaps them before the device is closed;
+//! a test makes each fallible step fail in turn to check that.
 //!
 //! Without a bound device (mock-pci not loaded, or a device in use) the
 //! tests are skipped with the reason. To run them on another RAM-backed
@@ -107,11 +110,14 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
     with_open_device(mode, |dev, o| {
         let (bar, _) = o.mappable_bar().ok_or(ENODEV)?;
         let file = testing::device_file(o)?;
-        let scratch = testing::map_anon(region::PAGE_SIZE)?;
+        // Unmapped when dropped, on every way out, before the device closes.
+        let scratch_map = testing::map_anon(region::PAGE_SIZE)?;
+        let scratch = scratch_map.addr();
         // Memory enabled, as a user would do first (I/O and bus master off).
         set_memory(o, scratch, true, 0)?;
-        let v1 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
-        let v2 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let m1 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let m2 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let (v1, v2) = (m1.addr(), m2.addr());
         let c = dev.counters();
         let mut obs = Obs::default();
 
@@ -149,9 +155,7 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
         set_memory(o, scratch, true, 0)?;
         obs.v2_readable_mem_on = testing::touch(v2, LEN).is_ok();
 
-        testing::munmap(v1, LEN);
-        testing::munmap(v2, LEN);
-        testing::munmap(scratch, region::PAGE_SIZE);
+        drop((m1, m2, scratch_map));
         let _ = r;
         Ok(obs)
     })
@@ -166,10 +170,11 @@ pub(crate) fn pmd_mapping() -> Option<Result<Option<(Snapshot, usize, usize)>>> 
         }
         let file = testing::device_file(o)?;
         let scratch = testing::map_anon(region::PAGE_SIZE)?;
-        set_memory(o, scratch, true, 0)?;
+        set_memory(o, scratch.addr(), true, 0)?;
         // A hint far from everything else in the test mm, PMD aligned.
         let hint = 0x0020_0000_0000_usize;
-        let v = testing::map_file(&file, hint, region::PMD_SIZE, bar_offset(bar))?;
+        let m = testing::map_file(&file, hint, region::PMD_SIZE, bar_offset(bar))?;
+        let v = m.addr();
         let mut out = None;
         if v % region::PMD_SIZE == 0 && dev.core().bar_pfn(bar) % (1 << region::PMD_ORDER) == 0 {
             let s0 = dev.counters().snapshot();
@@ -178,10 +183,33 @@ pub(crate) fn pmd_mapping() -> Option<Result<Option<(Snapshot, usize, usize)>>> 
             let (pages, pmds) = testing::present(v, region::PMD_SIZE);
             out = Some((d, pages, pmds));
         }
-        testing::munmap(v, region::PMD_SIZE);
-        testing::munmap(scratch, region::PAGE_SIZE);
+        drop((m, scratch));
         Ok(out)
     })
+}
+
+/// Runs `scenario` once per fallible step, that step made to fail, until
+/// a run gets through with no step failing. Returns the runs made and the
+/// most vmas of the device any run left in the test's mm (after the run,
+/// so after the device was closed); `None` without a usable device.
+pub(crate) fn fail_each_step(
+    scenario: impl Fn() -> Option<Result>,
+) -> Option<Result<(u32, usize)>> {
+    let mut worst = 0;
+    for n in 1..=64 {
+        testing::fail_at(n);
+        let r = scenario();
+        testing::fail_at(0);
+        let r = r?;
+        let left = driver::with_device(|dev| testing::vmas_of(dev.core()))?;
+        worst = worst.max(left);
+        match r {
+            Ok(()) => return Some(Ok((n, worst))),
+            Err(e) if e == EIO => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Err(E2BIG))
 }
 
 #[kunit_tests(vfio_variant_revoke)]
@@ -260,6 +288,26 @@ mod tests {
         assert_eq!(d.pmds, 1);
         assert_eq!(pmds, 1);
         assert_eq!(pages, 512);
+        Ok(())
+    }
+
+    #[test]
+    fn early_returns_unmap_before_close() -> Result {
+        let scenarios: [&dyn Fn() -> Option<Result>; 3] = [
+            &|| two_vmas(Mode::Fixed).map(|r| r.map(|_| ())),
+            &|| two_vmas(Mode::Legacy).map(|r| r.map(|_| ())),
+            &|| pmd_mapping().map(|r| r.map(|_| ())),
+        ];
+        for scenario in scenarios {
+            let Some(r) = fail_each_step(scenario) else {
+                return Ok(());
+            };
+            let (runs, left) = r?;
+            // Some step was made to fail, and no run, whichever step failed,
+            // left a vma of the device mapped once the device was closed.
+            assert!(runs > 1);
+            assert_eq!(left, 0);
+        }
         Ok(())
     }
 }

@@ -15,8 +15,12 @@ use crate::{mm, region::PAGE_SIZE, vfio::CoreDevice};
 use kernel::{
     bindings,
     fs::File,
+    mm::virt::VmaRef,
     prelude::*,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -49,6 +53,32 @@ pub(crate) fn skip(reason: &CStr) {
             (*t).status_comment[i] = *b as c_char;
         }
         (*t).status_comment[n] = 0;
+    }
+}
+
+/// Fault injection: the fallible step that fails next (1: the next one,
+/// 0: none). Only the KUnit suites set it; they run one at a time.
+static FAIL_AT: Atomic<u32> = Atomic::new(0);
+
+/// Makes the `n`-th fallible step from now fail with `EIO` (0: none).
+/// The steps are opening a device file, mapping and config writes: each
+/// `?` of a scenario after the device is open.
+pub(crate) fn fail_at(n: u32) {
+    FAIL_AT.store(n, Relaxed);
+}
+
+/// One fallible step: fails if the countdown of [`fail_at`] reaches it.
+fn step() -> Result {
+    match FAIL_AT.load(Relaxed) {
+        0 => Ok(()),
+        1 => {
+            FAIL_AT.store(0, Relaxed);
+            Err(EIO)
+        }
+        n => {
+            FAIL_AT.store(n - 1, Relaxed);
+            Ok(())
+        }
     }
 }
 
@@ -113,6 +143,7 @@ impl Opened<'_> {
     /// `vfio_device_ops.write` (this driver's wrapper), from user memory at
     /// `scratch`.
     pub(crate) fn config_write(&self, scratch: usize, offset: u64, data: &[u8]) -> Result {
+        step()?;
         UserSlice::new(UserPtr::from_addr(scratch), data.len())
             .writer()
             .write_slice(data)?;
@@ -183,6 +214,7 @@ static STAND_IN_FOPS: Fops = Fops(bindings::file_operations {
 
 /// A file standing in for a VFIO device file of `dev` (see the module doc).
 pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
+    step()?;
     // SAFETY: the fops are static; `private_data` is only used by
     // `stand_in_mmap` while the device is open (the test unmaps first).
     let f = unsafe {
@@ -205,11 +237,37 @@ fn check_addr(addr: c_ulong) -> Result<usize> {
     Ok(addr)
 }
 
+/// A mapping in the test's mm, unmapped when dropped. Scenarios hold their
+/// mappings in these, created after the device was opened, so every way
+/// out of a scenario (early returns through `?` included) unmaps them
+/// before the device closes: a device is never closed with a vma of it
+/// still mapped.
+pub(crate) struct Mapping {
+    addr: usize,
+    len: usize,
+}
+
+impl Mapping {
+    /// Start address.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own test mapping (the mm is the test
+        // thread's, whose lifetime covers the scenario).
+        unsafe { bindings::vm_munmap(self.addr, self.len) };
+    }
+}
+
 /// Maps `len` bytes of `file` at `offset` shared read/write into the test's
-/// mm (`kunit_vm_mmap`; unmapped when the test ends, or by [`munmap`]).
-pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Result<usize> {
+/// mm (`kunit_vm_mmap`), until the returned guard drops.
+pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Result<Mapping> {
+    step()?;
     // SAFETY: the test pointer is the running test; the file is valid.
-    check_addr(unsafe {
+    let addr = check_addr(unsafe {
         bindings::kunit_vm_mmap(
             current_test(),
             file.as_ptr(),
@@ -219,13 +277,16 @@ pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Res
             MAP_SHARED,
             offset as usize,
         )
-    })
+    })?;
+    Ok(Mapping { addr, len })
 }
 
-/// Maps `len` bytes of anonymous private memory into the test's mm.
-pub(crate) fn map_anon(len: usize) -> Result<usize> {
+/// Maps `len` bytes of anonymous private memory into the test's mm, until
+/// the returned guard drops.
+pub(crate) fn map_anon(len: usize) -> Result<Mapping> {
+    step()?;
     // SAFETY: as `map_file`, without a file.
-    check_addr(unsafe {
+    let addr = check_addr(unsafe {
         bindings::kunit_vm_mmap(
             current_test(),
             core::ptr::null_mut(),
@@ -235,13 +296,8 @@ pub(crate) fn map_anon(len: usize) -> Result<usize> {
             MAP_PRIVATE | MAP_ANONYMOUS,
             0,
         )
-    })
-}
-
-/// Unmaps a range of the test's mm.
-pub(crate) fn munmap(addr: usize, len: usize) {
-    // SAFETY: unmapping our own test mapping.
-    unsafe { bindings::vm_munmap(addr, len) };
+    })?;
+    Ok(Mapping { addr, len })
 }
 
 /// Reads 4 bytes at each page of `[addr, addr + len)`; fails with EFAULT
@@ -254,6 +310,35 @@ pub(crate) fn touch(addr: usize, len: usize) -> Result {
             .read_slice(&mut b)?;
     }
     Ok(())
+}
+
+/// How many vmas of the test's mm map the device whose core device is
+/// `core` (`vm_private_data`, as `vfio_pci_core_mmap()` sets it), in either
+/// mode. Compares pointers only.
+pub(crate) fn vmas_of(core: &CoreDevice) -> usize {
+    let task = kernel::current!();
+    let Some(mm) = task.mm() else {
+        return 0;
+    };
+    let private = core.as_ptr().cast::<c_void>();
+    let lock = mm.mmap_read_lock();
+    let (mut n, mut addr) = (0, 0);
+    loop {
+        // SAFETY: `lock` holds the mmap read lock of `mm`; any address is
+        // a valid argument.
+        let raw = unsafe { bindings::find_vma(mm.as_raw(), addr) };
+        if raw.is_null() {
+            break;
+        }
+        // SAFETY: found under the mmap read lock, which outlives the borrow.
+        let vma = unsafe { VmaRef::from_raw(raw) };
+        if mm::private_data(vma) == private {
+            n += 1;
+        }
+        addr = vma.end();
+    }
+    drop(lock);
+    n
 }
 
 /// Page table state of `[addr, addr + len)` without faulting:
