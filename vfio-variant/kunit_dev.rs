@@ -22,7 +22,7 @@
 use crate::{
     counters::Snapshot,
     device::{Mode, VariantDevice},
-    driver, region,
+    driver, fixed, region,
     testing::{self, Opened},
 };
 use kernel::prelude::*;
@@ -59,6 +59,8 @@ pub(crate) struct Obs {
     pub(crate) mem_off: Snapshot,
     /// Whether touching vma 2 after re-enabling memory succeeded.
     pub(crate) v2_readable_mem_on: bool,
+    /// Whether `span_of` took vma 1 for a mapping of this device.
+    pub(crate) span_is_dev: bool,
 }
 
 /// Runs `f` with an opened bound device in `mode`; `None` (after marking
@@ -119,7 +121,13 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
         let m2 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
         let (v1, v2) = (m1.addr(), m2.addr());
         let c = dev.counters();
-        let mut obs = Obs::default();
+        let mut obs = Obs {
+            span_is_dev: testing::with_vma(v1, |vma| {
+                fixed::span_of(vma).is_some_and(|(d, _)| core::ptr::eq(d, dev))
+            })
+            .unwrap_or(false),
+            ..Obs::default()
+        };
 
         let s0 = c.snapshot();
         // Legacy inserts one page per fault: touch every page so that the
@@ -224,6 +232,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
+        assert!(obs.span_is_dev);
         assert_eq!(obs.first_touch.faults, 1);
         assert_eq!(obs.first_touch.ptes, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -260,6 +269,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
+        assert!(obs.span_is_dev);
         // Legacy inserts one page per fault.
         assert_eq!(obs.first_touch.faults, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -288,6 +298,16 @@ mod tests {
         assert_eq!(d.pmds, 1);
         assert_eq!(pmds, 1);
         assert_eq!(pages, 512);
+        Ok(())
+    }
+
+    #[test]
+    fn span_of_refuses_foreign_vma() -> Result {
+        let anon = testing::map_anon(region::PAGE_SIZE)?;
+        let ours = testing::with_vma(anon.addr(), |vma| fixed::span_of(vma).is_some());
+        drop(anon);
+        // An anonymous vma: not this driver's (its vm_private_data is NULL).
+        assert_eq!(ours, Some(false));
         Ok(())
     }
 

@@ -312,6 +312,15 @@ pub(crate) fn touch(addr: usize, len: usize) -> Result {
     Ok(())
 }
 
+/// Calls `f` on the test mm's vma at `addr`, with the mmap lock held;
+/// `None` if there is none.
+pub(crate) fn with_vma<R>(addr: usize, f: impl FnOnce(&VmaRef) -> R) -> Option<R> {
+    let task = kernel::current!();
+    let mm = task.mm()?;
+    let lock = mm.mmap_read_lock();
+    lock.vma_lookup(addr).map(f)
+}
+
 /// How many vmas of the test's mm map the device whose core device is
 /// `core` (`vm_private_data`, as `vfio_pci_core_mmap()` sets it), in either
 /// mode. Compares pointers only.
