@@ -21,11 +21,19 @@
 
 use crate::{
     counters::Snapshot,
-    device::{Mode, VariantDevice},
+    device::{DevRef, Mode, VariantDevice},
     driver, fixed, region,
     testing::{self, Opened},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Arc, Completion,
+    },
+    time::{delay::fsleep, Delta},
+    workqueue,
+};
 
 /// Length of each test mapping (16 pages: too small for a PMD).
 const LEN: usize = 16 * region::PAGE_SIZE;
@@ -220,6 +228,67 @@ pub(crate) fn fail_each_step(
     Some(Err(E2BIG))
 }
 
+/// A memory-enable snapshot taken by a work item while the test holds
+/// `memory_lock` for write.
+#[pin_data]
+struct Probe {
+    /// The snapshot has been taken.
+    done: Atomic<bool>,
+    /// What it saw.
+    seen: Atomic<bool>,
+    #[pin]
+    finished: Completion,
+}
+
+/// How long the writer waits for a snapshot that does not wait for it.
+const WRITER_WAIT_MS: i64 = 500;
+
+/// A memory-enable snapshot of the kind the ops wrappers take
+/// ([`crate::vfio::CoreDevice::memory_enabled`]), taken from a work item
+/// while the test holds `memory_lock` for write in the middle of a
+/// transition the way the core makes one (COMMAND.MEM cleared in the
+/// virtual config space, then set again before the lock is released).
+/// Returns (whether the snapshot was taken before the writer let go, what
+/// it saw).
+pub(crate) fn snapshot_during_write() -> Option<Result<(bool, bool)>> {
+    with_open_device(Mode::Fixed, |dev, o| {
+        let scratch = testing::map_anon(region::PAGE_SIZE)?;
+        set_memory(o, scratch.addr(), true, 0)?;
+        drop(scratch);
+        let probe = Arc::pin_init(
+            pin_init!(Probe {
+                done: Atomic::new(false),
+                seen: Atomic::new(false),
+                finished <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: the device stays bound while `with_device` runs us, and
+        // this function does not return before the work item is done.
+        let d = unsafe { DevRef::new(dev) };
+        let p = probe.clone();
+        let mem = dev.core().memory_write();
+        testing::set_vconfig_memory(dev.core(), &mem, false);
+        let spawned = workqueue::system().try_spawn(GFP_KERNEL, move || {
+            let seen = d.core().memory_enabled();
+            p.seen.store(seen, Relaxed);
+            p.done.store(true, Release);
+            p.finished.complete_all();
+        });
+        let mut waited = 0;
+        while spawned.is_ok() && !probe.done.load(Acquire) && waited < WRITER_WAIT_MS {
+            fsleep(Delta::from_millis(10));
+            waited += 10;
+        }
+        let early = probe.done.load(Acquire);
+        testing::set_vconfig_memory(dev.core(), &mem, true);
+        drop(mem);
+        spawned?;
+        probe.finished.wait_for_completion();
+        Ok((early, probe.seen.load(Relaxed)))
+    })
+}
+
 #[kunit_tests(vfio_variant_revoke)]
 mod tests {
     use super::*;
@@ -308,6 +377,19 @@ mod tests {
         drop(anon);
         // An anonymous vma: not this driver's (its vm_private_data is NULL).
         assert_eq!(ours, Some(false));
+        Ok(())
+    }
+
+    #[test]
+    fn memory_snapshot_waits_for_writer() -> Result {
+        let Some(r) = snapshot_during_write() else {
+            return Ok(());
+        };
+        let (early, seen) = r?;
+        // The snapshot waited for the writer, and saw the state it left,
+        // not the one it was passing through.
+        assert!(!early);
+        assert!(seen);
         Ok(())
     }
 

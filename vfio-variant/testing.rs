@@ -11,7 +11,11 @@
 //! vfio core's first open does it, with the device set lock held for the
 //! whole test so that userspace cannot open it meanwhile.
 
-use crate::{mm, region::PAGE_SIZE, vfio::CoreDevice};
+use crate::{
+    mm,
+    region::PAGE_SIZE,
+    vfio::{CoreDevice, MemoryWrite},
+};
 use kernel::{
     bindings,
     fs::File,
@@ -176,6 +180,30 @@ impl Drop for Opened<'_> {
             }
             (*v).open_count = 0;
             bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
+        }
+    }
+}
+
+/// Sets or clears COMMAND.MEM in the virtual config space of an open
+/// device, as the core's config write does with `memory_lock` held for
+/// write (`_mem`), but without the zap and the hardware write that go with
+/// it: for a test that plays a core transition in progress.
+pub(crate) fn set_vconfig_memory(dev: &CoreDevice, _mem: &MemoryWrite<'_>, on: bool) {
+    const COMMAND: usize = 0x4;
+    const MEMORY: u8 = 0x2;
+    // SAFETY: `vconfig` is the open device's virtual config space (at least
+    // 256 bytes), or NULL once closed; the core reads and writes it with
+    // `memory_lock` held, which the caller holds for write.
+    unsafe {
+        let vconfig = (*dev.as_ptr()).vconfig;
+        if vconfig.is_null() {
+            return;
+        }
+        let cmd = vconfig.add(COMMAND);
+        if on {
+            *cmd |= MEMORY;
+        } else {
+            *cmd &= !MEMORY;
         }
     }
 }
