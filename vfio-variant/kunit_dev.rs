@@ -412,4 +412,20 @@ mod tests {
         }
         Ok(())
     }
+
+    #[test]
+    fn with_device_holds_the_module() -> Result {
+        let outside = driver::module_refs();
+        let Some(inside) = driver::with_device(|_| driver::module_refs()) else {
+            testing::skip(c"no device bound to vfio_variant (mock-pci 1234:f00d not present)");
+            return Ok(());
+        };
+        // `with_device` holds a reference of its own on the module, so that
+        // rmmod cannot unload it (and drop the driver and its device list)
+        // while a device is in use. Suites run at load also have the
+        // loader's reference, but a re-run through KUnit's debugfs `run`
+        // file has no other.
+        assert!(inside > outside);
+        Ok(())
+    }
 }
