@@ -158,7 +158,8 @@ impl MemoryRead<'_> {
     /// Whether device memory may be mapped: exactly the check of
     /// `vfio_pci_vmf_insert_pfn()`, runtime PM not engaged and
     /// `__vfio_pci_memory_enabled()` (COMMAND.MEM set in the virtual config
-    /// space, or no COMMAND memory bit, and the function above D3hot).
+    /// space, or no COMMAND memory bit, and the function in D0 to D2, not
+    /// D3hot or D3cold).
     /// `false` while the device is not open (no virtual config space).
     pub(crate) fn enabled(&self) -> bool {
         let p = self.0.as_ptr();
