@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! FFI for the KUnit suites only: a test thread's user mappings
-//! (`kunit_vm_mmap`), a stand-in for a VFIO device file, PTE presence
-//! lookups, and the fork page-table copy done by hand.
+//! (`kunit_vm_mmap`, as guards that unmap when dropped), a stand-in for a
+//! VFIO device file, PTE presence and vma lookups, the fork page-table copy
+//! done by hand, and fault injection into the fallible steps.
+//!
+//! The stand-in file does not hold the device open: a vma of it left
+//! mapped after the test closed the device would fault into a closed
+//! device. Hence the [`Mapping`] guards.
 //!
 //! The device-file stand-in is what `vfio_device_fops` gives userspace in
 //! the ways that matter here: `f_mapping` is the device inode's
