@@ -20,7 +20,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{Acquire, Atomic, Release},
         Mutex,
     },
     types::Opaque,
@@ -118,7 +118,7 @@ impl Driver {
     /// Publishes `this` for [`with_device`] (call once it is pinned).
     /// `this` is pinned (a `#[pin]` field of the pinned module).
     pub(crate) fn publish(this: &Self) {
-        CURRENT.store(core::ptr::from_ref(this).cast_mut(), Relaxed);
+        CURRENT.store(core::ptr::from_ref(this).cast_mut(), Release);
     }
 
     /// # Safety
@@ -142,24 +142,68 @@ impl Driver {
 #[pinned_drop]
 impl PinnedDrop for Driver {
     fn drop(self: Pin<&mut Self>) {
-        CURRENT.store(core::ptr::null_mut(), Relaxed);
+        CURRENT.store(core::ptr::null_mut(), Release);
         // SAFETY: registered in `register()`; unbinds every device.
         unsafe { bindings::pci_unregister_driver(self.pci.get()) };
     }
 }
 
 /// Runs `f` on the first bound device, with the device list locked (so the
-/// device cannot be removed meanwhile). `None` if no device is bound.
+/// device cannot be removed meanwhile). `None` if no device is bound or the
+/// module is being unloaded.
+///
+/// The KUnit suites call this, and not only at load: a suite can be run
+/// again through KUnit's debugfs `run` file, which holds no reference on
+/// this module, so `rmmod` may run the module's exit (which drops the
+/// driver, its device list included) at any time. A reference on the
+/// module for the whole call rules that out: while it is held, rmmod fails
+/// (EWOULDBLOCK, "in use") unless forced, and once rmmod is past that
+/// check, `try_module_get()` fails.
+/// (The module's code outlives the run either way: at load the loader
+/// holds a reference, and on unload KUnit's removal of the `run` file
+/// waits for a run in progress before the module is freed.)
 pub(crate) fn with_device<R>(f: impl FnOnce(&VariantDevice) -> R) -> Option<R> {
-    let drv = CURRENT.load(Relaxed);
+    let _module = ModuleRef::get()?;
+    let drv = CURRENT.load(Acquire);
     if drv.is_null() {
         return None;
     }
-    // SAFETY: `CURRENT` is cleared before the driver is dropped, and the
-    // KUnit suites run while the module is live.
+    // SAFETY: `CURRENT` is only set, by `publish()`, to the pinned driver of
+    // the loaded module, and is cleared by the driver's drop, which only the
+    // module's exit runs; `_module` keeps exit from running until we return.
     let drv = unsafe { &*drv };
     let devices = drv.devices.lock();
     devices.first().map(|d| f(d))
+}
+
+/// A reference on this module (`try_module_get()`), put when dropped.
+struct ModuleRef(());
+
+impl ModuleRef {
+    /// `None` once the module is being unloaded.
+    fn get() -> Option<Self> {
+        // SAFETY: this module is loaded while its code runs.
+        unsafe { bindings::try_module_get(this_module()) }.then_some(Self(()))
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: taken in `get()`.
+        unsafe { bindings::module_put(this_module()) };
+    }
+}
+
+/// References held on this module (`module_refcount()`): while there is
+/// one, `rmmod` fails instead of unloading it. For the KUnit suites.
+pub(crate) fn module_refs() -> i32 {
+    // SAFETY: this module is loaded while its code runs.
+    unsafe { bindings::module_refcount(this_module()) }
+}
+
+/// This module's `struct module`.
+fn this_module() -> *mut bindings::module {
+    <crate::VfioVariant as kernel::ModuleMetadata>::THIS_MODULE.as_ptr()
 }
 
 /// # Safety

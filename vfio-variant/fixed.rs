@@ -18,6 +18,7 @@
 use crate::{
     counters::Counters,
     device::VariantDevice,
+    legacy,
     mm::{cond_resched, signal_pending, Fault, VmFault, VmOps},
     region::{self, Span},
     vfio::MemoryRead,
@@ -40,11 +41,22 @@ pub(crate) fn pmds_allowed() -> bool {
     cfg!(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && !crate::module_parameters::pte_only.value()
 }
 
-/// The device and span of a vma set up by `vfio_pci_core_mmap()`.
-pub(crate) fn span_of<'a>(vma: &VmaRef) -> (&'a VariantDevice, Span) {
-    // SAFETY: `vfio_pci_core_mmap()` stored the core device in
-    // `vm_private_data`; the vma pins the device file, so the device
-    // outlives the vma.
+/// The device and span of a BAR mapping of this driver's, either mode:
+/// `None` for any other vma.
+///
+/// A vma is this driver's if its `vm_ops` is one of the driver's tables,
+/// which only its `mmap` installs, right after `vfio_pci_core_mmap()` set
+/// `vm_private_data` to the core device of a `VariantDevice` (as
+/// nvgrace-gpu's `vma_to_nvdev()` checks). The device outlives the vma:
+/// the vma pins the device file (legacy mode: through its own file), and
+/// the device is not freed while a file of it is open. The borrow of the
+/// vma bounds the result.
+pub(crate) fn span_of(vma: &VmaRef) -> Option<(&VariantDevice, Span)> {
+    if !crate::mm::has_ops(vma, &VM_OPS) && !crate::mm::has_ops(vma, &legacy::VM_OPS) {
+        return None;
+    }
+    // SAFETY: the vma is ours (checked above), so `vm_private_data` is the
+    // core device of a live `VariantDevice` that outlives the vma borrow.
     let dev = unsafe { VariantDevice::from_core(crate::mm::private_data(vma).cast()) };
     let (index, pgoff) = region::split_pgoff(crate::mm::pgoff(vma));
     let span = Span {
@@ -53,7 +65,7 @@ pub(crate) fn span_of<'a>(vma: &VmaRef) -> (&'a VariantDevice, Span) {
         pfn: dev.core().bar_pfn(index as usize) + pgoff as usize,
         huge: pmds_allowed(),
     };
-    (dev, span)
+    Some((dev, span))
 }
 
 /// Pages inserted between two chances for writers of `memory_lock` and
@@ -107,7 +119,10 @@ fn fill<'a>(
 }
 
 fn handle(f: &Fault<'_>, order: u32) -> VmFault {
-    let (dev, span) = span_of(f.vma());
+    let Some((dev, span)) = span_of(f.vma()) else {
+        // Not reachable: only this driver's vmas have these vm_ops.
+        return VmFault::SIGBUS;
+    };
     let c = dev.counters();
     if order == region::PMD_ORDER {
         if span.pmd_chunk(f.address()).is_none() {

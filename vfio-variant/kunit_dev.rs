@@ -9,7 +9,10 @@
 //! forked child does (`vm_ops->open`, then a copy of the first vma's
 //! entries), so the driver never sees a fault for it. Observations are
 //! collected first and asserted after everything is unmapped and the
-//! device closed, so a failed assertion leaks nothing.
+//! device closed, so a failed assertion leaks nothing. Mappings are
+//! [`testing::Mapping`] guards, so every way out of a scenario, an early
+//! return through `?` included, unmaps them before the device is closed;
+//! a test makes each fallible step fail in turn to check that.
 //!
 //! Without a bound device (mock-pci not loaded, or a device in use) the
 //! tests are skipped with the reason. To run them on another RAM-backed
@@ -18,11 +21,19 @@
 
 use crate::{
     counters::Snapshot,
-    device::{Mode, VariantDevice},
-    driver, region,
+    device::{DevRef, Mode, VariantDevice},
+    driver, fixed, region,
     testing::{self, Opened},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Arc, Completion,
+    },
+    time::{delay::fsleep, Delta},
+    workqueue,
+};
 
 /// Length of each test mapping (16 pages: too small for a PMD).
 const LEN: usize = 16 * region::PAGE_SIZE;
@@ -56,6 +67,8 @@ pub(crate) struct Obs {
     pub(crate) mem_off: Snapshot,
     /// Whether touching vma 2 after re-enabling memory succeeded.
     pub(crate) v2_readable_mem_on: bool,
+    /// Whether `span_of` took vma 1 for a mapping of this device.
+    pub(crate) span_is_dev: bool,
 }
 
 /// Runs `f` with an opened bound device in `mode`; `None` (after marking
@@ -107,13 +120,22 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
     with_open_device(mode, |dev, o| {
         let (bar, _) = o.mappable_bar().ok_or(ENODEV)?;
         let file = testing::device_file(o)?;
-        let scratch = testing::map_anon(region::PAGE_SIZE)?;
+        // Unmapped when dropped, on every way out, before the device closes.
+        let scratch_map = testing::map_anon(region::PAGE_SIZE)?;
+        let scratch = scratch_map.addr();
         // Memory enabled, as a user would do first (I/O and bus master off).
         set_memory(o, scratch, true, 0)?;
-        let v1 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
-        let v2 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let m1 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let m2 = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let (v1, v2) = (m1.addr(), m2.addr());
         let c = dev.counters();
-        let mut obs = Obs::default();
+        let mut obs = Obs {
+            span_is_dev: testing::with_vma(v1, |vma| {
+                fixed::span_of(vma).is_some_and(|(d, _)| core::ptr::eq(d, dev))
+            })
+            .unwrap_or(false),
+            ..Obs::default()
+        };
 
         let s0 = c.snapshot();
         // Legacy inserts one page per fault: touch every page so that the
@@ -149,9 +171,7 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
         set_memory(o, scratch, true, 0)?;
         obs.v2_readable_mem_on = testing::touch(v2, LEN).is_ok();
 
-        testing::munmap(v1, LEN);
-        testing::munmap(v2, LEN);
-        testing::munmap(scratch, region::PAGE_SIZE);
+        drop((m1, m2, scratch_map));
         let _ = r;
         Ok(obs)
     })
@@ -166,10 +186,11 @@ pub(crate) fn pmd_mapping() -> Option<Result<Option<(Snapshot, usize, usize)>>> 
         }
         let file = testing::device_file(o)?;
         let scratch = testing::map_anon(region::PAGE_SIZE)?;
-        set_memory(o, scratch, true, 0)?;
+        set_memory(o, scratch.addr(), true, 0)?;
         // A hint far from everything else in the test mm, PMD aligned.
         let hint = 0x0020_0000_0000_usize;
-        let v = testing::map_file(&file, hint, region::PMD_SIZE, bar_offset(bar))?;
+        let m = testing::map_file(&file, hint, region::PMD_SIZE, bar_offset(bar))?;
+        let v = m.addr();
         let mut out = None;
         if v % region::PMD_SIZE == 0 && dev.core().bar_pfn(bar) % (1 << region::PMD_ORDER) == 0 {
             let s0 = dev.counters().snapshot();
@@ -178,9 +199,93 @@ pub(crate) fn pmd_mapping() -> Option<Result<Option<(Snapshot, usize, usize)>>> 
             let (pages, pmds) = testing::present(v, region::PMD_SIZE);
             out = Some((d, pages, pmds));
         }
-        testing::munmap(v, region::PMD_SIZE);
-        testing::munmap(scratch, region::PAGE_SIZE);
+        drop((m, scratch));
         Ok(out)
+    })
+}
+
+/// Runs `scenario` once per fallible step, that step made to fail, until
+/// a run gets through with no step failing. Returns the runs made and the
+/// most vmas of the device any run left in the test's mm (after the run,
+/// so after the device was closed); `None` without a usable device.
+pub(crate) fn fail_each_step(
+    scenario: impl Fn() -> Option<Result>,
+) -> Option<Result<(u32, usize)>> {
+    let mut worst = 0;
+    for n in 1..=64 {
+        testing::fail_at(n);
+        let r = scenario();
+        testing::fail_at(0);
+        let r = r?;
+        let left = driver::with_device(|dev| testing::vmas_of(dev.core()))?;
+        worst = worst.max(left);
+        match r {
+            Ok(()) => return Some(Ok((n, worst))),
+            Err(e) if e == EIO => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Err(E2BIG))
+}
+
+/// A memory-enable snapshot taken by a work item while the test holds
+/// `memory_lock` for write.
+#[pin_data]
+struct Probe {
+    /// The snapshot has been taken.
+    done: Atomic<bool>,
+    /// What it saw.
+    seen: Atomic<bool>,
+    #[pin]
+    finished: Completion,
+}
+
+/// How long the writer waits for a snapshot that does not wait for it.
+const WRITER_WAIT_MS: i64 = 500;
+
+/// A memory-enable snapshot of the kind the ops wrappers take
+/// ([`crate::vfio::CoreDevice::memory_enabled`]), taken from a work item
+/// while the test holds `memory_lock` for write in the middle of a
+/// transition the way the core makes one (COMMAND.MEM cleared in the
+/// virtual config space, then set again before the lock is released).
+/// Returns (whether the snapshot was taken before the writer let go, what
+/// it saw).
+pub(crate) fn snapshot_during_write() -> Option<Result<(bool, bool)>> {
+    with_open_device(Mode::Fixed, |dev, o| {
+        let scratch = testing::map_anon(region::PAGE_SIZE)?;
+        set_memory(o, scratch.addr(), true, 0)?;
+        drop(scratch);
+        let probe = Arc::pin_init(
+            pin_init!(Probe {
+                done: Atomic::new(false),
+                seen: Atomic::new(false),
+                finished <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: the device stays bound while `with_device` runs us, and
+        // this function does not return before the work item is done.
+        let d = unsafe { DevRef::new(dev) };
+        let p = probe.clone();
+        let mem = dev.core().memory_write();
+        testing::set_vconfig_memory(dev.core(), &mem, false);
+        let spawned = workqueue::system().try_spawn(GFP_KERNEL, move || {
+            let seen = d.core().memory_enabled();
+            p.seen.store(seen, Relaxed);
+            p.done.store(true, Release);
+            p.finished.complete_all();
+        });
+        let mut waited = 0;
+        while spawned.is_ok() && !probe.done.load(Acquire) && waited < WRITER_WAIT_MS {
+            fsleep(Delta::from_millis(10));
+            waited += 10;
+        }
+        let early = probe.done.load(Acquire);
+        testing::set_vconfig_memory(dev.core(), &mem, true);
+        drop(mem);
+        spawned?;
+        probe.finished.wait_for_completion();
+        Ok((early, probe.seen.load(Relaxed)))
     })
 }
 
@@ -196,6 +301,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
+        assert!(obs.span_is_dev);
         assert_eq!(obs.first_touch.faults, 1);
         assert_eq!(obs.first_touch.ptes, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -232,6 +338,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
+        assert!(obs.span_is_dev);
         // Legacy inserts one page per fault.
         assert_eq!(obs.first_touch.faults, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -260,6 +367,65 @@ mod tests {
         assert_eq!(d.pmds, 1);
         assert_eq!(pmds, 1);
         assert_eq!(pages, 512);
+        Ok(())
+    }
+
+    #[test]
+    fn span_of_refuses_foreign_vma() -> Result {
+        let anon = testing::map_anon(region::PAGE_SIZE)?;
+        let ours = testing::with_vma(anon.addr(), |vma| fixed::span_of(vma).is_some());
+        drop(anon);
+        // An anonymous vma: not this driver's (its vm_private_data is NULL).
+        assert_eq!(ours, Some(false));
+        Ok(())
+    }
+
+    #[test]
+    fn memory_snapshot_waits_for_writer() -> Result {
+        let Some(r) = snapshot_during_write() else {
+            return Ok(());
+        };
+        let (early, seen) = r?;
+        // The snapshot waited for the writer, and saw the state it left,
+        // not the one it was passing through.
+        assert!(!early);
+        assert!(seen);
+        Ok(())
+    }
+
+    #[test]
+    fn early_returns_unmap_before_close() -> Result {
+        let scenarios: [&dyn Fn() -> Option<Result>; 3] = [
+            &|| two_vmas(Mode::Fixed).map(|r| r.map(|_| ())),
+            &|| two_vmas(Mode::Legacy).map(|r| r.map(|_| ())),
+            &|| pmd_mapping().map(|r| r.map(|_| ())),
+        ];
+        for scenario in scenarios {
+            let Some(r) = fail_each_step(scenario) else {
+                return Ok(());
+            };
+            let (runs, left) = r?;
+            // Some step was made to fail, and no run, whichever step failed,
+            // left a vma of the device mapped once the device was closed.
+            assert!(runs > 1);
+            assert_eq!(left, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn with_device_holds_the_module() -> Result {
+        let outside = driver::module_refs();
+        let Some(inside) = driver::with_device(|_| driver::module_refs()) else {
+            testing::skip(c"no device bound to vfio_variant (mock-pci 1234:f00d not present)");
+            return Ok(());
+        };
+        // `with_device` holds a reference of its own on the module, so that
+        // rmmod cannot unload it (and drop the driver and its device list)
+        // while a device is in use. Suites run at load also have the
+        // loader's reference, but a re-run through KUnit's debugfs `run`
+        // file has no other.
+        assert!(inside > outside);
         Ok(())
     }
 }

@@ -98,7 +98,7 @@ impl VmaList {
 }
 
 /// vm_ops of legacy-mode BAR mappings.
-static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
+pub(crate) static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     open: Some(open),
     close: Some(close),
     fault: Some(fault),
@@ -170,7 +170,9 @@ unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: `->close` runs with the vma valid and its mm locked.
     let v = unsafe { VmaRef::from_raw(vma) };
-    let (dev, _) = span_of(v);
+    let Some((dev, _)) = span_of(v) else {
+        return;
+    };
     dev.legacy().inner.lock().retain(|t| t.vma != vma);
 }
 
@@ -181,7 +183,10 @@ unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
     let f = unsafe { Fault::from_raw(vmf) };
-    let (dev, span) = span_of(f.vma());
+    let Some((dev, span)) = span_of(f.vma()) else {
+        // Not reachable: only this driver's vmas have these vm_ops.
+        return VmFault::SIGBUS.0;
+    };
     let c = dev.counters();
     Counters::bump(&c.faults);
     let mut list = dev.legacy().inner.lock();

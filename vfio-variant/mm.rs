@@ -113,6 +113,13 @@ pub(crate) fn pgoff(vma: &VmaRef) -> u64 {
     unsafe { (*vma.as_ptr()).vm_pgoff as u64 }
 }
 
+/// Whether `vma`'s `vm_ops` is `ops`: how a driver tells its own vmas,
+/// whose `vm_private_data` it set, from any other.
+pub(crate) fn has_ops(vma: &VmaRef, ops: &'static VmOps) -> bool {
+    // SAFETY: reading a field of a valid vma.
+    core::ptr::eq(unsafe { (*vma.as_ptr()).vm_ops }, &ops.0)
+}
+
 /// A static `vm_operations_struct`.
 #[repr(transparent)]
 pub(crate) struct VmOps(pub(crate) bindings::vm_operations_struct);

@@ -3,6 +3,19 @@
 //! The `vfio_device_ops` table: the vfio-pci core does everything except
 //! mmap; thin read/write/ioctl wrappers observe the core's revocations so
 //! that they are counted and reach legacy mappings too.
+//!
+//! A wrapper reads whether memory is enabled before and after the core
+//! call, each time under `memory_lock` held for read
+//! ([`CoreDevice::memory_enabled`]), as the core itself reads that state:
+//! a snapshot never sees a transition the core is making under the lock
+//! held for write. The lock is not held across the core call, which takes
+//! it for write, nor while user memory is read (a fault on a user buffer
+//! that maps this device's BAR takes it for read). Two snapshots do not
+//! make the pair atomic with the core call: a revocation made by a
+//! concurrent caller between them can be seen by both callers (counted
+//! twice), or undone by one before the other looks (not seen).
+//!
+//! [`CoreDevice::memory_enabled`]: crate::vfio::CoreDevice::memory_enabled
 
 use crate::{device::VariantDevice, mm::NewVma, module_parameters, region};
 use kernel::{bindings, ioctl::_IO, prelude::*, uaccess::UserPtr};
@@ -138,7 +151,8 @@ unsafe extern "C" fn write(
     let pos = unsafe { *ppos } as u64;
     let config = (pos >> region::OFFSET_SHIFT) == u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX);
     let off = pos & ((1 << region::OFFSET_SHIFT) - 1);
-    let before = config && dev.core().memory_accessible_unlocked();
+    let before = config && dev.core().memory_enabled();
+    // Reads the user buffer: with `memory_lock` not held (see the module doc).
     let flr = config
         && dev
             .core()
@@ -147,7 +161,7 @@ unsafe extern "C" fn write(
     let ret = unsafe { bindings::vfio_pci_core_write(vdev, buf, count, ppos) };
     // COMMAND.MEM clear and D3hot leave memory off; an FLR through Device
     // Control zaps, resets and leaves it on.
-    if (before && !dev.core().memory_accessible_unlocked()) || (flr && ret > 0) {
+    if (before && !dev.core().memory_enabled()) || (flr && ret > 0) {
         dev.core_revoked();
     }
     ret
@@ -160,15 +174,13 @@ unsafe extern "C" fn write(
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the device is open.
     let dev = unsafe { VariantDevice::from_vfio(vdev) };
-    let before = dev.core().memory_accessible_unlocked();
+    let before = dev.core().memory_enabled();
     // SAFETY: forwarding the caller's arguments unchanged.
     let ret = unsafe { bindings::vfio_pci_core_ioctl(vdev, cmd, arg) };
     if ret == 0 && cmd == PCI_HOT_RESET {
         // The core zapped every device of the dev_set, this one included.
         dev.for_each_sibling(VariantDevice::core_revoked);
-    } else if (ret == 0 && cmd == DEVICE_RESET)
-        || (before && !dev.core().memory_accessible_unlocked())
-    {
+    } else if (ret == 0 && cmd == DEVICE_RESET) || (before && !dev.core().memory_enabled()) {
         dev.core_revoked();
     }
     ret
@@ -186,11 +198,11 @@ unsafe extern "C" fn device_feature(
 ) -> c_int {
     // SAFETY: the device is open.
     let dev = unsafe { VariantDevice::from_vfio(vdev) };
-    let before = dev.core().memory_accessible_unlocked();
+    let before = dev.core().memory_enabled();
     // SAFETY: forwarding the caller's arguments unchanged.
     let ret = unsafe { bindings::vfio_pci_core_ioctl_feature(vdev, flags, arg, argsz) };
     // Low-power entry zaps and engages runtime PM: memory is off.
-    if before && !dev.core().memory_accessible_unlocked() {
+    if before && !dev.core().memory_enabled() {
         dev.core_revoked();
     }
     ret

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! FFI for the KUnit suites only: a test thread's user mappings
-//! (`kunit_vm_mmap`), a stand-in for a VFIO device file, PTE presence
-//! lookups, and the fork page-table copy done by hand.
+//! (`kunit_vm_mmap`, as guards that unmap when dropped), a stand-in for a
+//! VFIO device file, PTE presence and vma lookups, the fork page-table copy
+//! done by hand, and fault injection into the fallible steps.
+//!
+//! The stand-in file does not hold the device open: a vma of it left
+//! mapped after the test closed the device would fault into a closed
+//! device. Hence the [`Mapping`] guards.
 //!
 //! The device-file stand-in is what `vfio_device_fops` gives userspace in
 //! the ways that matter here: `f_mapping` is the device inode's
@@ -11,12 +16,20 @@
 //! vfio core's first open does it, with the device set lock held for the
 //! whole test so that userspace cannot open it meanwhile.
 
-use crate::{mm, region::PAGE_SIZE, vfio::CoreDevice};
+use crate::{
+    mm,
+    region::PAGE_SIZE,
+    vfio::{CoreDevice, MemoryWrite},
+};
 use kernel::{
     bindings,
     fs::File,
+    mm::virt::VmaRef,
     prelude::*,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -49,6 +62,32 @@ pub(crate) fn skip(reason: &CStr) {
             (*t).status_comment[i] = *b as c_char;
         }
         (*t).status_comment[n] = 0;
+    }
+}
+
+/// Fault injection: the fallible step that fails next (1: the next one,
+/// 0: none). Only the KUnit suites set it; they run one at a time.
+static FAIL_AT: Atomic<u32> = Atomic::new(0);
+
+/// Makes the `n`-th fallible step from now fail with `EIO` (0: none).
+/// The steps are opening a device file, mapping and config writes: each
+/// `?` of a scenario after the device is open.
+pub(crate) fn fail_at(n: u32) {
+    FAIL_AT.store(n, Relaxed);
+}
+
+/// One fallible step: fails if the countdown of [`fail_at`] reaches it.
+fn step() -> Result {
+    match FAIL_AT.load(Relaxed) {
+        0 => Ok(()),
+        1 => {
+            FAIL_AT.store(0, Relaxed);
+            Err(EIO)
+        }
+        n => {
+            FAIL_AT.store(n - 1, Relaxed);
+            Ok(())
+        }
     }
 }
 
@@ -113,6 +152,7 @@ impl Opened<'_> {
     /// `vfio_device_ops.write` (this driver's wrapper), from user memory at
     /// `scratch`.
     pub(crate) fn config_write(&self, scratch: usize, offset: u64, data: &[u8]) -> Result {
+        step()?;
         UserSlice::new(UserPtr::from_addr(scratch), data.len())
             .writer()
             .write_slice(data)?;
@@ -145,6 +185,30 @@ impl Drop for Opened<'_> {
             }
             (*v).open_count = 0;
             bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
+        }
+    }
+}
+
+/// Sets or clears COMMAND.MEM in the virtual config space of an open
+/// device, as the core's config write does with `memory_lock` held for
+/// write (`_mem`), but without the zap and the hardware write that go with
+/// it: for a test that plays a core transition in progress.
+pub(crate) fn set_vconfig_memory(dev: &CoreDevice, _mem: &MemoryWrite<'_>, on: bool) {
+    const COMMAND: usize = 0x4;
+    const MEMORY: u8 = 0x2;
+    // SAFETY: `vconfig` is the open device's virtual config space (at least
+    // 256 bytes), or NULL once closed; the core reads and writes it with
+    // `memory_lock` held, which the caller holds for write.
+    unsafe {
+        let vconfig = (*dev.as_ptr()).vconfig;
+        if vconfig.is_null() {
+            return;
+        }
+        let cmd = vconfig.add(COMMAND);
+        if on {
+            *cmd |= MEMORY;
+        } else {
+            *cmd &= !MEMORY;
         }
     }
 }
@@ -183,6 +247,7 @@ static STAND_IN_FOPS: Fops = Fops(bindings::file_operations {
 
 /// A file standing in for a VFIO device file of `dev` (see the module doc).
 pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
+    step()?;
     // SAFETY: the fops are static; `private_data` is only used by
     // `stand_in_mmap` while the device is open (the test unmaps first).
     let f = unsafe {
@@ -205,11 +270,37 @@ fn check_addr(addr: c_ulong) -> Result<usize> {
     Ok(addr)
 }
 
+/// A mapping in the test's mm, unmapped when dropped. Scenarios hold their
+/// mappings in these, created after the device was opened, so every way
+/// out of a scenario (early returns through `?` included) unmaps them
+/// before the device closes: a device is never closed with a vma of it
+/// still mapped.
+pub(crate) struct Mapping {
+    addr: usize,
+    len: usize,
+}
+
+impl Mapping {
+    /// Start address.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own test mapping (the mm is the test
+        // thread's, whose lifetime covers the scenario).
+        unsafe { bindings::vm_munmap(self.addr, self.len) };
+    }
+}
+
 /// Maps `len` bytes of `file` at `offset` shared read/write into the test's
-/// mm (`kunit_vm_mmap`; unmapped when the test ends, or by [`munmap`]).
-pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Result<usize> {
+/// mm (`kunit_vm_mmap`), until the returned guard drops.
+pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Result<Mapping> {
+    step()?;
     // SAFETY: the test pointer is the running test; the file is valid.
-    check_addr(unsafe {
+    let addr = check_addr(unsafe {
         bindings::kunit_vm_mmap(
             current_test(),
             file.as_ptr(),
@@ -219,13 +310,16 @@ pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Res
             MAP_SHARED,
             offset as usize,
         )
-    })
+    })?;
+    Ok(Mapping { addr, len })
 }
 
-/// Maps `len` bytes of anonymous private memory into the test's mm.
-pub(crate) fn map_anon(len: usize) -> Result<usize> {
+/// Maps `len` bytes of anonymous private memory into the test's mm, until
+/// the returned guard drops.
+pub(crate) fn map_anon(len: usize) -> Result<Mapping> {
+    step()?;
     // SAFETY: as `map_file`, without a file.
-    check_addr(unsafe {
+    let addr = check_addr(unsafe {
         bindings::kunit_vm_mmap(
             current_test(),
             core::ptr::null_mut(),
@@ -235,13 +329,8 @@ pub(crate) fn map_anon(len: usize) -> Result<usize> {
             MAP_PRIVATE | MAP_ANONYMOUS,
             0,
         )
-    })
-}
-
-/// Unmaps a range of the test's mm.
-pub(crate) fn munmap(addr: usize, len: usize) {
-    // SAFETY: unmapping our own test mapping.
-    unsafe { bindings::vm_munmap(addr, len) };
+    })?;
+    Ok(Mapping { addr, len })
 }
 
 /// Reads 4 bytes at each page of `[addr, addr + len)`; fails with EFAULT
@@ -254,6 +343,44 @@ pub(crate) fn touch(addr: usize, len: usize) -> Result {
             .read_slice(&mut b)?;
     }
     Ok(())
+}
+
+/// Calls `f` on the test mm's vma at `addr`, with the mmap lock held;
+/// `None` if there is none.
+pub(crate) fn with_vma<R>(addr: usize, f: impl FnOnce(&VmaRef) -> R) -> Option<R> {
+    let task = kernel::current!();
+    let mm = task.mm()?;
+    let lock = mm.mmap_read_lock();
+    lock.vma_lookup(addr).map(f)
+}
+
+/// How many vmas of the test's mm map the device whose core device is
+/// `core` (`vm_private_data`, as `vfio_pci_core_mmap()` sets it), in either
+/// mode. Compares pointers only.
+pub(crate) fn vmas_of(core: &CoreDevice) -> usize {
+    let task = kernel::current!();
+    let Some(mm) = task.mm() else {
+        return 0;
+    };
+    let private = core.as_ptr().cast::<c_void>();
+    let lock = mm.mmap_read_lock();
+    let (mut n, mut addr) = (0, 0);
+    loop {
+        // SAFETY: `lock` holds the mmap read lock of `mm`; any address is
+        // a valid argument.
+        let raw = unsafe { bindings::find_vma(mm.as_raw(), addr) };
+        if raw.is_null() {
+            break;
+        }
+        // SAFETY: found under the mmap read lock, which outlives the borrow.
+        let vma = unsafe { VmaRef::from_raw(raw) };
+        if mm::private_data(vma) == private {
+            n += 1;
+        }
+        addr = vma.end();
+    }
+    drop(lock);
+    n
 }
 
 /// Page table state of `[addr, addr + len)` without faulting:

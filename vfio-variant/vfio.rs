@@ -14,9 +14,6 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// `PCI_D0` (a cast macro bindgen cannot translate): full power.
-const PCI_D0: bindings::pci_power_t = 0;
-
 /// A vfio-pci core device (`struct vfio_pci_core_device`).
 #[repr(transparent)]
 pub(crate) struct CoreDevice(Opaque<bindings::vfio_pci_core_device>);
@@ -71,21 +68,16 @@ impl CoreDevice {
         (start >> region::PAGE_SHIFT) as usize
     }
 
-    /// Whether device memory is accessible right now: runtime PM not
-    /// engaged, COMMAND.MEM set (virtual config) and the function in D0.
-    /// Racy unless `memory_lock` is held; used to observe revocations.
-    pub(crate) fn memory_accessible_unlocked(&self) -> bool {
-        let p = self.as_ptr();
-        // SAFETY: plain reads of fields of a valid, enabled device. Before
-        // `open_device` `vconfig` is NULL, so check it first.
-        unsafe {
-            if (*p).vconfig.is_null() {
-                return false;
-            }
-            !(*p).pm_runtime_engaged
-                && bindings::__vfio_pci_memory_enabled(p)
-                && (*self.pdev()).current_state == PCI_D0
-        }
+    /// Whether device memory is accessible, read as one consistent snapshot
+    /// under `memory_lock` (taken for read and released before returning).
+    ///
+    /// The ops wrappers compare a snapshot before and after a core call to
+    /// notice that the call revoked memory. The lock is held for each
+    /// snapshot only, never across the core call (which takes it for write)
+    /// and never while user memory is accessed (a user buffer may map this
+    /// device's BAR, and its fault takes the lock for read, too).
+    pub(crate) fn memory_enabled(&self) -> bool {
+        self.memory_read().enabled()
     }
 
     /// Whether a write of `count` bytes from `buf` at config space offset
@@ -163,9 +155,26 @@ impl CoreDevice {
 pub(crate) struct MemoryRead<'a>(&'a CoreDevice);
 
 impl MemoryRead<'_> {
-    /// Whether device memory may be mapped (see `vfio_pci_vmf_insert_pfn`).
+    /// Whether device memory may be mapped: exactly the check of
+    /// `vfio_pci_vmf_insert_pfn()`, runtime PM not engaged and
+    /// `__vfio_pci_memory_enabled()` (COMMAND.MEM set in the virtual config
+    /// space, or no COMMAND memory bit, and the function in D0 to D2, not
+    /// D3hot or D3cold).
+    /// `false` while the device is not open (no virtual config space).
     pub(crate) fn enabled(&self) -> bool {
-        self.0.memory_accessible_unlocked()
+        let p = self.0.as_ptr();
+        // SAFETY: `memory_lock` is held for read (type invariant), and the
+        // core writes `pm_runtime_engaged`, the virtual COMMAND register and
+        // the power state it sets only with the lock held for write.
+        // `vconfig` is allocated by `open_device` and freed by
+        // `close_device`, neither of which runs while a user of the open
+        // device (a file operation, or a fault on a vma that pins the file)
+        // holds the lock; check it first all the same.
+        unsafe {
+            !(*p).vconfig.is_null()
+                && !(*p).pm_runtime_engaged
+                && bindings::__vfio_pci_memory_enabled(p)
+        }
     }
 
     /// Inserts `pfn` at the fault address with the given order through the
