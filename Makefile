@@ -99,7 +99,7 @@ bench: modules
 
 # lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input.
 mock-pci-check: modules
-	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- mock-pci/tests/guest-checks
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- env MODDIR=$(MODDIR) mock-pci/tests/guest-checks
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).
