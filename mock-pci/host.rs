@@ -196,7 +196,7 @@ impl Host {
     /// Creates the bridge and its first `settings.num_devs` devices.
     pub(crate) fn create(settings: &Settings) -> Result<Pin<KBox<Self>>> {
         let layout = settings.layout;
-        let window = Window::claim(layout.base(), layout.size())?;
+        let window = Window::claim(layout.base(), layout.size(), settings.allow_any_reserved)?;
         let faux = faux::Registration::new(c"mock_pci", None)?;
         // Released when dropped, until `register` hands it to the bridge.
         let domain = EmulDomain::alloc()?;
