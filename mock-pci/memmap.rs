@@ -125,7 +125,7 @@ fn next_arg(args: &[u8]) -> (&[u8], Option<&[u8]>, &[u8]) {
 }
 
 /// `simple_strtoull(s, &end, 0)`: a number in base 16 (`0x`), 8 (`0`) or
-/// 10, wrapping on overflow as the C function does.
+/// 10; a value that does not fit saturates, as in the C function.
 fn strtoull(s: &[u8]) -> (u64, &[u8]) {
     let (base, digits) = match s {
         [b'0', x, d, ..] if (*x | 0x20) == b'x' && d.is_ascii_hexdigit() => (16, &s[2..]),
@@ -138,7 +138,10 @@ fn strtoull(s: &[u8]) -> (u64, &[u8]) {
         let Some(d) = (c as char).to_digit(base) else {
             break;
         };
-        value = value.wrapping_mul(base.into()).wrapping_add(d.into());
+        value = value
+            .checked_mul(base.into())
+            .and_then(|v| v.checked_add(d.into()))
+            .unwrap_or(u64::MAX);
         n += 1;
     }
     (value, &digits[n..])
@@ -286,8 +289,9 @@ mod tests {
         assert_eq!(memparse(b"010k"), (8 << 10, &b""[..]));
         assert_eq!(memparse(b"4g!"), (4 << 30, &b"!"[..]));
         assert_eq!(memparse(b"1E"), (1 << 60, &b""[..]));
-        // Saturates when the suffix overflows.
+        // Saturates when the number or the suffix overflows.
         assert_eq!(memparse(b"32E"), (u64::MAX, &b""[..]));
+        assert_eq!(memparse(b"18446744073709551616K"), (u64::MAX, &b""[..]));
         // `0x` without a hex digit is an octal 0 followed by "x".
         assert_eq!(memparse(b"0xg"), (0, &b"xg"[..]));
         // A suffix without a number is not one.
