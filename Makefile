@@ -111,9 +111,13 @@ stress-short: modules
 bench: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/bench
 
-# lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input.
+# lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input. The
+# guest gets two more reservations for the window checks: reserved memory
+# not made by memmap=SIZE$START (as firmware's looks) and a memmap=SIZE!START
+# range.
+MOCK_CHECK_RESERVATIONS := --append 'memmap=4M%0x60000000-1+2 memmap=4M!0x61000000'
 mock-pci-check: modules
-	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run -- mock-pci/tests/guest-checks
+	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run $(MOCK_CHECK_RESERVATIONS) -- env MODDIR=$(MODDIR) mock-pci/tests/guest-checks
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).

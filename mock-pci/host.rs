@@ -10,6 +10,15 @@
 //! core assign them fails on x86: `arch_remove_reservations()` cuts every
 //! E820 region, the `memmap=` reservation included, out of the allocatable
 //! space.
+//!
+//! Lifetime, as in-tree host bridges (pci-hyperv, the generic host drivers)
+//! handle it: the PCI domain number belongs to the bridge from the moment it
+//! is set in `bridge->domain_nr` (the bridge's release function,
+//! `pci_release_host_bridge_dev()`, frees it); unload stops and removes the
+//! root bus (`pci_stop_root_bus()`, `pci_remove_root_bus()`), which drops
+//! the bus's reference to the bridge, and then drops the reference
+//! `pci_alloc_host_bridge()` gave (`pci_free_host_bridge()`), which frees
+//! the bridge, its window list and the domain number.
 
 use crate::{
     accessors, bridge,
@@ -42,7 +51,9 @@ pub(crate) struct Host {
     pub(crate) layout: Layout,
     pub(crate) window: Window,
     pub(crate) domain: i32,
-    bus: AtomicPtr<bindings::pci_bus>,
+    /// The registered bridge (null until registration succeeded); it owns
+    /// the domain number.
+    bridge: AtomicPtr<bindings::pci_host_bridge>,
     faux: faux::Registration,
     // Dropped after the bus is gone (`PinnedDrop` runs first).
     _scan_all: ScanAllDevices,
@@ -117,6 +128,66 @@ impl Drop for ScanAllDevices {
     }
 }
 
+/// A PCI domain number from the emulated range (0x10000 and up, as vmd
+/// takes them), released when dropped unless handed to a host bridge.
+struct EmulDomain(i32);
+
+impl EmulDomain {
+    fn alloc() -> Result<Self> {
+        // SAFETY: allocates from the PCI core's emulated-domain IDA; the
+        // number is released by `drop` or by the bridge it is handed to.
+        let nr = unsafe { bindings::pci_bus_find_emul_domain_nr(0, 0x10000, i32::MAX as u32) };
+        if nr < 0 {
+            pr_err!("no free PCI domain for the mock bus ({})\n", nr);
+            return Err(Error::from_errno(nr));
+        }
+        Ok(EmulDomain(nr))
+    }
+
+    fn nr(&self) -> i32 {
+        self.0
+    }
+
+    /// Makes the number `bridge`'s: freeing the bridge (its last
+    /// reference, `pci_free_host_bridge()` or `pci_remove_root_bus()` plus
+    /// that) releases it, through `pci_release_host_bridge_dev()`.
+    ///
+    /// # Safety
+    ///
+    /// `bridge` comes from `pci_alloc_host_bridge()` and is not yet
+    /// registered.
+    unsafe fn give_to(self, bridge: *mut bindings::pci_host_bridge) {
+        // SAFETY: see the function's safety section.
+        unsafe { (*bridge).domain_nr = self.0 };
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for EmulDomain {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `alloc` and owned by nobody else.
+        unsafe { bindings::pci_bus_release_emul_domain_nr(self.0) };
+    }
+}
+
+/// How many entries a resource list (`struct resource_entry`) holds.
+///
+/// # Safety
+///
+/// `head` is a valid, initialised list of resource entries that nobody
+/// changes during the call.
+unsafe fn list_len(head: *mut bindings::list_head) -> usize {
+    let mut n = 0;
+    // SAFETY: see the function's safety section.
+    let mut pos = unsafe { (*head).next };
+    while pos != head {
+        n += 1;
+        // SAFETY: `pos` is an entry of the list.
+        pos = unsafe { (*pos).next };
+    }
+    n
+}
+
 const fn devfn(slot: usize) -> u32 {
     (slot as u32) << 3
 }
@@ -125,22 +196,18 @@ impl Host {
     /// Creates the bridge and its first `settings.num_devs` devices.
     pub(crate) fn create(settings: &Settings) -> Result<Pin<KBox<Self>>> {
         let layout = settings.layout;
-        let window = Window::claim(layout.base(), layout.size())?;
+        let window = Window::claim(layout.base(), layout.size(), settings.allow_any_reserved)?;
         let faux = faux::Registration::new(c"mock_pci", None)?;
-        // SAFETY: allocates a domain number from the emulated range; released
-        // in drop (or below on error).
-        let domain = unsafe { bindings::pci_bus_find_emul_domain_nr(0, 0x10000, i32::MAX as u32) };
-        if domain < 0 {
-            pr_err!("no free PCI domain for the mock bus ({})\n", domain);
-            return Err(Error::from_errno(domain));
-        }
+        // Released when dropped, until `register` hands it to the bridge.
+        let domain = EmulDomain::alloc()?;
+        let nr = domain.nr();
         let scan_all = ScanAllDevices::enable();
         let host = KBox::pin_init(
             pin_init!(Host {
                 // SAFETY: all-zero is a valid `pci_sysdata`; the domain and
                 // node are set below.
                 sysdata: Opaque::new(bindings::pci_sysdata {
-                    domain,
+                    domain: nr,
                     node: bindings::NUMA_NO_NODE,
                     ..Default::default()
                 }),
@@ -162,28 +229,20 @@ impl Host {
                 },
                 layout,
                 window,
-                domain,
-                bus: AtomicPtr::new(core::ptr::null_mut()),
+                domain: nr,
+                bridge: AtomicPtr::new(core::ptr::null_mut()),
                 faux,
                 _scan_all: scan_all,
             }),
             GFP_KERNEL,
-        );
-        let host = match host {
-            Ok(host) => host,
-            Err(e) => {
-                // SAFETY: allocated above and not used by anything.
-                unsafe { bindings::pci_bus_release_emul_domain_nr(domain) };
-                return Err(e);
-            }
-        };
+        )?;
         host.fabric
             .lock()
             .power_on_port(&host.templates.port, &host.layout);
         for slot in 0..settings.num_devs {
             host.power_on(slot)?;
         }
-        host.register()?;
+        host.register(domain)?;
         Ok(host)
     }
 
@@ -207,8 +266,10 @@ impl Host {
         unsafe { bindings::pci_find_bus(self.domain, bridge::SECONDARY_BUS.into()) }
     }
 
-    /// Registers the bus notifier and the root bus, and scans it.
-    fn register(self: &Pin<KBox<Self>>) -> Result {
+    /// Registers the bus notifier and the root bus, and scans it. The
+    /// domain number goes to the bridge, which releases it when it is
+    /// freed: here if registration fails, at unload otherwise.
+    fn register(self: &Pin<KBox<Self>>, domain: EmulDomain) -> Result {
         // SAFETY: the notifier block lives in the pinned `Host` and is
         // unregistered in drop.
         to_result(unsafe {
@@ -220,8 +281,12 @@ impl Host {
         // SAFETY: allocates a bridge without private data.
         let bridge = unsafe { bindings::pci_alloc_host_bridge(0) };
         if bridge.is_null() {
+            pr_err!("cannot allocate the mock host bridge\n");
             return Err(ENOMEM);
         }
+        // SAFETY: `bridge` is fresh and unregistered. From here on, freeing
+        // it releases the domain number.
+        unsafe { domain.give_to(bridge) };
         let faux_dev: &kernel::device::Device<kernel::device::Bound> = self.faux.as_ref().as_ref();
         // `Device` is a transparent wrapper of `struct device`.
         let parent = core::ptr::from_ref(faux_dev)
@@ -234,20 +299,30 @@ impl Host {
             (*bridge).sysdata = self.sysdata.get().cast();
             (*bridge).ops = (&raw const accessors::OPS).cast_mut();
             (*bridge).busnr = 0;
-            (*bridge).domain_nr = self.domain;
-            bindings::pci_add_resource(&raw mut (*bridge).windows, self.window.resource());
-            bindings::pci_add_resource(&raw mut (*bridge).windows, self.busn.get());
-            let _lock = RescanLock::take();
-            let ret = bindings::pci_scan_root_bus_bridge(bridge);
-            if ret == 0 {
-                self.bus.store((*bridge).bus, Relaxed);
-                bindings::pci_bus_add_devices((*bridge).bus);
+            let windows = &raw mut (*bridge).windows;
+            bindings::pci_add_resource(windows, self.window.resource());
+            bindings::pci_add_resource(windows, self.busn.get());
+            // `pci_add_resource()` only logs when it cannot allocate.
+            if list_len(windows) != 2 {
+                ENOMEM.to_errno()
+            } else {
+                let _lock = RescanLock::take();
+                let ret = bindings::pci_scan_root_bus_bridge(bridge);
+                if ret == 0 {
+                    self.bridge.store(bridge, Relaxed);
+                    bindings::pci_bus_add_devices((*bridge).bus);
+                }
+                ret
             }
-            ret
         };
         if ret != 0 {
-            pr_err!("scanning the mock root bus failed ({})\n", ret);
-            // SAFETY: not registered; frees the bridge and its window list.
+            pr_err!(
+                "registering the mock host bridge (domain {:04x}) failed ({}); nothing is left registered\n",
+                self.domain,
+                ret
+            );
+            // SAFETY: not registered: this drops the only reference, which
+            // frees the bridge, its window list and the domain number.
             unsafe { bindings::pci_free_host_bridge(bridge) };
             return Err(Error::from_errno(ret));
         }
@@ -322,16 +397,20 @@ impl Host {
 #[pinned_drop]
 impl PinnedDrop for Host {
     fn drop(self: Pin<&mut Self>) {
-        let bus = self.bus.load(Relaxed);
-        if !bus.is_null() {
+        let bridge = self.bridge.swap(core::ptr::null_mut(), Relaxed);
+        if !bridge.is_null() {
             let _lock = RescanLock::take();
-            // SAFETY: registered in `register`; this removes every device
-            // (running their drivers' remove) and frees the bridge.
+            // SAFETY: registered in `register`, and the root bus is only
+            // removed here. This removes every device (running their
+            // drivers' remove), the bus and the bridge device; the bus's
+            // reference to the bridge goes with the bus.
             unsafe {
-                bindings::pci_stop_root_bus(bus);
-                bindings::pci_remove_root_bus(bus);
+                let bus = (*bridge).bus;
+                if !bus.is_null() {
+                    bindings::pci_stop_root_bus(bus);
+                    bindings::pci_remove_root_bus(bus);
+                }
             }
-            self.bus.store(core::ptr::null_mut(), Relaxed);
         }
         // SAFETY: registered in `register` (unregistering a notifier that
         // never registered is harmless: it is not found).
@@ -340,7 +419,14 @@ impl PinnedDrop for Host {
                 (&raw const bindings::pci_bus_type).cast_mut(),
                 self.notifier.get(),
             );
-            bindings::pci_bus_release_emul_domain_nr(self.domain);
+        }
+        if !bridge.is_null() {
+            // SAFETY: drops the reference `pci_alloc_host_bridge()` gave
+            // us. Once nothing else holds one, `pci_release_host_bridge_dev()`
+            // frees the bridge and its window list and releases the domain
+            // number (the core reads none of our memory there: no
+            // `release_fn`).
+            unsafe { bindings::pci_free_host_bridge(bridge) };
         }
     }
 }

@@ -22,6 +22,7 @@ mod control;
 mod fabric;
 mod host;
 mod layout;
+mod memmap;
 mod params;
 mod raw_lock;
 mod window;
@@ -77,6 +78,10 @@ module! {
             default: 1,
             description: "Revision ID",
         },
+        allow_any_reserved: bool {
+            default: false,
+            description: "Accept a window in a reserved range no memmap= option made (firmware's memory, which loading overwrites): only for memory known to be unused",
+        },
     },
 }
 
@@ -95,6 +100,7 @@ fn raw_params() -> params::Raw {
         bar2_size: p::bar2_size.value(),
         window_base: p::window_base.value(),
         window_size: p::window_size.value(),
+        allow_any_reserved: p::allow_any_reserved.value(),
         identity: config::Identity {
             vendor: p::vendor.value(),
             device: p::device.value(),

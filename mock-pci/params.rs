@@ -17,6 +17,7 @@ pub(crate) struct Raw {
     pub(crate) bar2_size: u64,
     pub(crate) window_base: u64,
     pub(crate) window_size: u64,
+    pub(crate) allow_any_reserved: bool,
     pub(crate) identity: Identity,
 }
 
@@ -25,6 +26,8 @@ pub(crate) struct Settings {
     pub(crate) num_devs: usize,
     pub(crate) layout: Layout,
     pub(crate) identity: Identity,
+    /// The window may lie in any reserved range, not only a `memmap=` one.
+    pub(crate) allow_any_reserved: bool,
 }
 
 /// Checks a BAR size parameter: a power of two of at least [`MIN_BAR_SIZE`].
@@ -112,6 +115,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         num_devs,
         layout,
         identity,
+        allow_any_reserved: raw.allow_any_reserved,
     })
 }
 
@@ -126,6 +130,7 @@ mod tests {
             bar2_size: 64 << 10,
             window_base: 0x4000_0000,
             window_size: 256 << 20,
+            allow_any_reserved: false,
             identity: Identity {
                 vendor: 0x1234,
                 device: 0xf00d,
