@@ -158,7 +158,10 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
     let dev = Device::open(&ctx.bdf, ctx.path)?;
     let bar = dev.bar(0)?;
     if (bar.size as usize) < PMD + PAGE {
-        return Err(err!("BAR0 is {} bytes: the PMD shape needs more than 2 MiB... ", bar.size));
+        return Err(err!(
+            "BAR0 is {} bytes: the PMD shape needs more than 2 MiB... ",
+            bar.size
+        ));
     }
     dev.set_memory(true)?;
     let sh = Shared::new(WORDS)?;
@@ -188,7 +191,10 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
             diag(&format!("{name}-mapped, {kind:?}: driver {moved}"));
             if name == "PMD" {
                 out.check(moved.pmds < u64::from(iterations), || {
-                    format!("PMD-mapped, {kind:?}: only {} PMDs inserted in {iterations} refills", moved.pmds)
+                    format!(
+                        "PMD-mapped, {kind:?}: only {} PMDs inserted in {iterations} refills",
+                        moved.pmds
+                    )
                 });
             } else {
                 out.check(moved.pmds != 0, || {
@@ -201,7 +207,10 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
             tally.forks, tally.overlapped, tally.checked, tally.escapes
         ));
         out.check(tally.overlapped == 0 && tally.forks >= 20, || {
-            format!("{name}-mapped: no revoke overlapped a fork in {} forks", tally.forks)
+            format!(
+                "{name}-mapped: no revoke overlapped a fork in {} forks",
+                tally.forks
+            )
         });
     }
     sh.atomic(STOP).store(1, SeqCst);
@@ -240,7 +249,10 @@ fn shape(
         }
         let s = map.pass(&|_| 0);
         if s.sigbus > 0 {
-            return Err(err!("populate: {} pages got SIGBUS with memory on", s.sigbus));
+            return Err(err!(
+                "populate: {} pages got SIGBUS with memory on",
+                s.sigbus
+            ));
         }
         let present = dbg.present()?;
         if present != pages {
@@ -266,10 +278,18 @@ fn shape(
             return Err(err!("child of fork {n} ended badly (status {st:#x})"));
         }
         let child_escapes = u64::from(sh.atomic(CHILD_ESCAPES).load(SeqCst));
-        let (rs, re) = (sh.atomic(REV_START).load(SeqCst), sh.atomic(REV_END).load(SeqCst));
+        let (rs, re) = (
+            sh.atomic(REV_START).load(SeqCst),
+            sh.atomic(REV_END).load(SeqCst),
+        );
         t.forks += 1;
         t.overlapped += u64::from(before(rs, fork_end) && before(fork_start, re));
-        t.checked += 2 * u64::from(pages) + if kind == Kind::MemoryOff { u64::from(pages) } else { 0 };
+        t.checked += 2 * u64::from(pages)
+            + if kind == Kind::MemoryOff {
+                u64::from(pages)
+            } else {
+                0
+            };
         t.escapes += child_escapes + u64::from(parent_present);
         if child_escapes + u64::from(parent_present) > 0 {
             diag(&format!(

@@ -22,20 +22,32 @@ use crate::args::{variant_fixed, Ctx, Opt, Opts};
 use crate::outcome::Outcome;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
+use vfio_revoke_selftests::err;
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place};
 use vfio_revoke_selftests::probe::{self, PAGE};
 use vfio_revoke_selftests::vfio::Device;
-use vfio_revoke_selftests::err;
 
 /// Options.
 pub const OPTS: &[Opt] = &[
     ("children", 32, 1, 256, "processes accessing the mapping"),
     ("threads", 2, 0, 16, "extra threads in every fourth child"),
-    ("toggles", 1000, 1, 1_000_000, "memory disable/enable cycles"),
-    ("kib", 2048, 4, 1 << 20, "KiB of BAR0 mapped (at most the BAR)"),
+    (
+        "toggles",
+        1000,
+        1,
+        1_000_000,
+        "memory disable/enable cycles",
+    ),
+    (
+        "kib",
+        2048,
+        4,
+        1 << 20,
+        "KiB of BAR0 mapped (at most the BAR)",
+    ),
 ];
 
 /// How long the parent waits for every worker to act in one phase.
@@ -85,7 +97,7 @@ impl Worker<'_> {
             k = k.wrapping_add(37);
             let page = k % self.pages;
             let addr = self.base + page * PAGE + (self.id % (PAGE / 4)) * 4;
-            let ok = if k % 2 == 0 {
+            let ok = if k.is_multiple_of(2) {
                 // SAFETY: inside the mapping, aligned, RW; SIGBUS is caught.
                 unsafe { probe::store(addr as *mut u32, ((self.id as u32) << 16) | p1) }
             } else {
@@ -119,7 +131,7 @@ impl Worker<'_> {
 
 /// Workers of child `c`: itself, plus `threads` more in every fourth.
 fn workers_of(c: usize, threads: usize) -> usize {
-    1 + if c % 4 == 0 { threads } else { 0 }
+    1 + if c.is_multiple_of(4) { threads } else { 0 }
 }
 
 /// A child: its workers on its own copy of the mapping, or (every third
@@ -148,10 +160,22 @@ fn child(dev: &Device, map: &Mapping, sh: &Shared, first: usize, n: usize, own: 
     std::thread::scope(|s| {
         for id in first + 1..first + n {
             s.spawn(move || {
-                Worker { sh, id, base, pages: len / PAGE }.run();
+                Worker {
+                    sh,
+                    id,
+                    base,
+                    pages: len / PAGE,
+                }
+                .run();
             });
         }
-        Worker { sh, id: first, base, pages: len / PAGE }.run();
+        Worker {
+            sh,
+            id: first,
+            base,
+            pages: len / PAGE,
+        }
+        .run();
     });
     0
 }
@@ -203,7 +227,9 @@ pub fn run(ctx: &Ctx, o: &Opts) -> Result<Outcome> {
         let e = sh.atomic(HEADER + w * SLOTS + ESCAPED).load(SeqCst);
         if e > 0 {
             let page = sh.atomic(HEADER + w * SLOTS + FIRST_ESCAPE).load(SeqCst);
-            diag(&format!("worker {w}: {e} escapes, the first on page {page}"));
+            diag(&format!(
+                "worker {w}: {e} escapes, the first on page {page}"
+            ));
         }
     }
     let (off, on, lost) = (sum(OFF_TRIED), sum(ON_TRIED), sum(LOST));
