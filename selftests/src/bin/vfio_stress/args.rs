@@ -4,7 +4,7 @@
 //! a range), and the device.
 
 use crate::outcome::Outcome;
-use crate::{fork_revoke, revoke_race};
+use crate::{bad_input, fork_revoke, fuzz, revoke_race, touch, unplug};
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::vfio::Path;
@@ -33,6 +33,30 @@ const PARTS: &[Part] = &[
         about: "fork with populated PTE and PMD mappings while another process revokes",
         opts: fork_revoke::OPTS,
         run: fork_revoke::run,
+    },
+    Part {
+        name: "unplug",
+        about: "unplug (sysfs remove, mock-pci del_device) and replug while children fault, fork and exit",
+        opts: unplug::OPTS,
+        run: unplug::run,
+    },
+    Part {
+        name: "touch",
+        about: "map, fork a reader, revoke: one short check per load/unload cycle",
+        opts: touch::OPTS,
+        run: touch::run,
+    },
+    Part {
+        name: "fuzz",
+        about: "random config writes with BAR0 mapped: no access while memory is off",
+        opts: fuzz::OPTS,
+        run: fuzz::run,
+    },
+    Part {
+        name: "bad-input",
+        about: "bad mmaps, ioctls, preads and pwrites: VFIO's errno, nothing logged",
+        opts: bad_input::OPTS,
+        run: bad_input::run,
     },
 ];
 
@@ -72,10 +96,11 @@ impl Opts {
                 rest.push(format!("--path={value}"));
                 continue;
             }
-            let opt = part.opts.iter().find(|o| o.0 == name).ok_or(format!(
-                "{}: no option --{name} (see --help)",
-                part.name
-            ))?;
+            let opt = part
+                .opts
+                .iter()
+                .find(|o| o.0 == name)
+                .ok_or(format!("{}: no option --{name} (see --help)", part.name))?;
             let v: u64 = value
                 .parse()
                 .map_err(|_| format!("--{name}: '{value}' is not a number"))?;
@@ -100,7 +125,10 @@ fn usage() -> String {
     for p in PARTS {
         s += &format!("  {:<14}{}\n", p.name, p.about);
         for o in p.opts {
-            s += &format!("    --{:<14}{} (default {}, {}..={})\n", o.0, o.4, o.1, o.2, o.3);
+            s += &format!(
+                "    --{:<14}{} (default {}, {}..={})\n",
+                o.0, o.4, o.1, o.2, o.3
+            );
         }
     }
     s
@@ -146,7 +174,11 @@ pub fn main() -> i32 {
         return 1;
     };
     let ctx = Ctx { bdf, path };
-    let shown: Vec<String> = opts.values.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let shown: Vec<String> = opts
+        .values
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
     diag(&format!(
         "{} on {} ({} path): {}",
         part.name,
@@ -173,7 +205,9 @@ pub fn variant_fixed(bdf: &str) -> Result<sysfs::Debugfs> {
         .ok_or_else(|| err!("{bdf} is not bound to vfio_variant (or debugfs is not mounted)"))?;
     let mode = d.mode()?;
     if mode != "fixed" {
-        return Err(err!("{bdf} is in {mode} mode: the stress runs in fixed mode"));
+        return Err(err!(
+            "{bdf} is in {mode} mode: the stress runs in fixed mode"
+        ));
     }
     Ok(d)
 }
