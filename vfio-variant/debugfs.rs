@@ -88,6 +88,11 @@ fn show_present(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn set_mode(dev: &DevRef, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
+    if r.len() > buf.len() {
+        // Not cut to 16 bytes and then judged: say what was wrong.
+        pr_err!("mode: input too long: write 'fixed' or 'legacy'\n");
+        return Err(EINVAL);
+    }
     let n = read_word(r, &mut buf)?;
     match &buf[..n] {
         b"fixed" | b"0" => dev.set_mode(Mode::Fixed),

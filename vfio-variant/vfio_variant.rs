@@ -58,18 +58,39 @@ struct VfioVariant {
 
 impl kernel::InPlaceModule for VfioVariant {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        if module_parameters::legacy.value() {
-            pr_warn!("legacy mode: BAR mappings use the pre-2024 design (fork bug reproduced)\n");
-        }
-        if module_parameters::pte_only.value() {
-            pr_info!("pte_only: BAR mappings get 4 KiB entries only (no PMDs)\n");
-        }
-        try_pin_init!(Self {
-            driver <- driver::Driver::register(module, module_parameters::extra_id.value()),
-        })
-        .pin_chain(|this| {
-            driver::Driver::publish(&this.driver);
-            Ok(())
+        pin_init::pin_init_scope(move || {
+            let extra_id = extra_id(module_parameters::extra_id.value())?;
+            if module_parameters::legacy.value() {
+                pr_warn!(
+                    "legacy mode: BAR mappings use the pre-2024 design (fork bug reproduced)\n"
+                );
+            }
+            if module_parameters::pte_only.value() {
+                pr_info!("pte_only: BAR mappings get 4 KiB entries only (no PMDs)\n");
+            }
+            Ok(try_pin_init!(Self {
+                driver <- driver::Driver::register(module, extra_id),
+            })
+            .pin_chain(|this| {
+                driver::Driver::publish(&this.driver);
+                Ok(())
+            }))
         })
     }
+}
+
+/// Checks the `extra_id` parameter: 0 (none), or `0xVVVVDDDD` with a vendor
+/// ID that can exist (not 0x0000 or 0xffff, which mean "no device") and a
+/// device ID other than 0xffff. A bad one is refused with `EINVAL` and one
+/// log line, like every other bad parameter of the project's modules.
+fn extra_id(id: u32) -> Result<u32> {
+    let (vendor, device) = (id >> 16, id & 0xffff);
+    if id != 0 && (vendor == 0 || vendor == 0xffff || device == 0xffff) {
+        pr_err!(
+            "extra_id={:#010x} is invalid: give 0xVVVVDDDD with a vendor ID other than 0x0000 and 0xffff and a device ID other than 0xffff\n",
+            id
+        );
+        return Err(EINVAL);
+    }
+    Ok(id)
 }

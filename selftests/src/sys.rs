@@ -41,12 +41,16 @@ pub type sighandler_t = usize;
 // <errno.h>
 /// `EINTR`: interrupted system call.
 pub const EINTR: c_int = 4;
+/// `EIO`: I/O error (a BAR access through the region with memory off).
+pub const EIO: c_int = 5;
 /// `EFAULT`: bad address (also: mremap growing a PFN map).
 pub const EFAULT: c_int = 14;
 /// `ENODEV`: no such device (also: no slot or bus reset for a hot reset).
 pub const ENODEV: c_int = 19;
 /// `EINVAL`: invalid argument.
 pub const EINVAL: c_int = 22;
+/// `ENOTTY`: inappropriate ioctl (an ioctl the device does not know).
+pub const ENOTTY: c_int = 25;
 /// `EPIPE`: broken pipe (`/dev/kmsg`: records were overwritten).
 pub const EPIPE: c_int = 32;
 

@@ -363,6 +363,64 @@ pub fn start_remove(bdf: &str) -> Result<Child> {
         .ctx("start the sysfs remove")
 }
 
+/// How a device is unplugged (and then brought back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplug {
+    /// `echo 1 > /sys/bus/pci/devices/BDF/remove`; back with a PCI rescan
+    /// (the mock slot stays occupied).
+    SysfsRemove,
+    /// mock-pci's `echo SLOT > del_device`; back with `new_device` (the
+    /// slot is emptied: a rescan would not find it).
+    MockDelDevice,
+}
+
+impl Unplug {
+    /// How it is done, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unplug::SysfsRemove => "sysfs remove",
+            Unplug::MockDelDevice => "mock-pci del_device",
+        }
+    }
+}
+
+/// Starts unplugging `bdf` `how` in another process. Like
+/// [`start_remove`], it blocks until every VFIO user has closed the device.
+pub fn start_unplug(bdf: &str, how: Unplug) -> Result<Child> {
+    let (what, path) = match how {
+        Unplug::SysfsRemove => ("1".to_string(), dev_path(bdf).join("remove")),
+        Unplug::MockDelDevice => (
+            mock_slot(bdf).ok_or_else(|| {
+                err!("{bdf} is not a mock-pci device (or mock_pci has no control files)")
+            })?,
+            Path::new(MOCK_DEBUGFS).join("del_device"),
+        ),
+    };
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("echo {what} > {}", path.display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .ctx(format!("start the {}", how.describe()))
+}
+
+/// Brings `bdf` back after an unplug done `how` (a PCI rescan, or mock-pci's
+/// `new_device`) and waits until it exists; it then has whatever driver
+/// probing gave it ([`Binding::restore`] rebinds).
+pub fn replug(bdf: &str, how: Unplug) -> Result<()> {
+    match how {
+        Unplug::SysfsRemove => write_file("/sys/bus/pci/rescan", "1")?,
+        Unplug::MockDelDevice => {
+            let slot = mock_slot(bdf).ok_or_else(|| err!("{bdf}: no mock-pci slot"))?;
+            write_file(Path::new(MOCK_DEBUGFS).join("new_device"), &slot)?;
+        }
+    }
+    if !wait_for(Duration::from_secs(10), || exists(bdf)) {
+        return Err(err!("{bdf} did not come back after {}", how.describe()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,10 @@ pub const VFIO_GROUP_GET_DEVICE_FD: u64 = vfio_io(6);
 pub const VFIO_DEVICE_GET_INFO: u64 = vfio_io(7);
 /// `VFIO_DEVICE_GET_REGION_INFO`: [`RegionInfo`].
 pub const VFIO_DEVICE_GET_REGION_INFO: u64 = vfio_io(8);
+/// `VFIO_DEVICE_GET_IRQ_INFO`: [`IrqInfo`].
+pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = vfio_io(9);
+/// `VFIO_DEVICE_SET_IRQS`: an [`IrqSet`] header, then the data.
+pub const VFIO_DEVICE_SET_IRQS: u64 = vfio_io(10);
 /// `VFIO_DEVICE_RESET`: no argument.
 pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
 /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: [`HotResetInfo`] and the
@@ -37,6 +41,8 @@ pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
 pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
 /// `VFIO_DEVICE_PCI_HOT_RESET`: a [`HotReset`] header and the group fds.
 pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
+/// `VFIO_DEVICE_IOEVENTFD`: [`Ioeventfd`].
+pub const VFIO_DEVICE_IOEVENTFD: u64 = vfio_io(16);
 /// `VFIO_DEVICE_FEATURE`: a [`Feature`] header, then the feature's data.
 pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
 /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev path): [`BindIommufd`].
@@ -44,8 +50,12 @@ pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = vfio_io(18);
 
 /// What `VFIO_GET_API_VERSION` returns.
 pub const VFIO_API_VERSION: i32 = 0;
+/// `VFIO_DEVICE_FEATURE_GET`: get the feature into the data.
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
 /// `VFIO_DEVICE_FEATURE_SET`: set the feature from the data.
 pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+/// `VFIO_DEVICE_FEATURE_PROBE`.
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
 /// `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY`: mmaps revoked, device may suspend.
 pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
 /// `VFIO_DEVICE_FEATURE_LOW_POWER_EXIT`: back to full power.
@@ -68,6 +78,16 @@ pub const VFIO_REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
 
 /// `VFIO_PCI_CONFIG_REGION_INDEX`.
 pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// `VFIO_PCI_ROM_REGION_INDEX`.
+pub const VFIO_PCI_ROM_REGION_INDEX: u32 = 6;
+/// `VFIO_PCI_VGA_REGION_INDEX`.
+pub const VFIO_PCI_VGA_REGION_INDEX: u32 = 8;
+/// `VFIO_PCI_NUM_IRQS`.
+pub const VFIO_PCI_NUM_IRQS: u32 = 5;
+/// vfio-pci places region `i` at `i << VFIO_PCI_OFFSET_SHIFT` in the device
+/// file (include/linux/vfio_pci_core.h; userspace learns each offset from
+/// `VFIO_DEVICE_GET_REGION_INFO`, which reports exactly that).
+pub const VFIO_PCI_OFFSET_SHIFT: u32 = 40;
 /// Number of BAR regions (`VFIO_PCI_BAR0_REGION_INDEX` ..= `BAR5`).
 pub const VFIO_PCI_NUM_BARS: u32 = 6;
 
@@ -210,6 +230,54 @@ pub struct BindIommufd {
     pub out_devid: u32,
 }
 
+/// `struct vfio_irq_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IrqInfo {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// `VFIO_IRQ_INFO_*`.
+    pub flags: u32,
+    /// IRQ index.
+    pub index: u32,
+    /// Number of IRQs of the index.
+    pub count: u32,
+}
+
+/// `struct vfio_irq_set` without data.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IrqSet {
+    /// Size of this struct plus the data.
+    pub argsz: u32,
+    /// `VFIO_IRQ_SET_*`.
+    pub flags: u32,
+    /// IRQ index.
+    pub index: u32,
+    /// First IRQ.
+    pub start: u32,
+    /// Number of IRQs.
+    pub count: u32,
+}
+
+/// `struct vfio_device_ioeventfd`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ioeventfd {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// Access size (`VFIO_DEVICE_IOEVENTFD_8` ...).
+    pub flags: u32,
+    /// Device file offset of the write.
+    pub offset: u64,
+    /// Value written.
+    pub data: u64,
+    /// eventfd, or -1 to remove.
+    pub fd: i32,
+    /// Reserved.
+    pub reserved: u32,
+}
+
 /// `argsz` for a uAPI struct.
 pub fn argsz<T>() -> u32 {
     std::mem::size_of::<T>() as u32
@@ -228,6 +296,9 @@ mod tests {
         assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
         assert_eq!(VFIO_DEVICE_RESET, 0x3b6f);
         assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3b76);
+        assert_eq!(VFIO_DEVICE_GET_IRQ_INFO, 0x3b6d);
+        assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3b6e);
+        assert_eq!(VFIO_DEVICE_IOEVENTFD, 0x3b74);
     }
 
     #[test]
@@ -236,5 +307,8 @@ mod tests {
         assert_eq!(argsz::<DeviceInfo>(), 24);
         assert_eq!(argsz::<RegionInfo>(), 32);
         assert_eq!(argsz::<BindIommufd>(), 16);
+        assert_eq!(argsz::<IrqInfo>(), 16);
+        assert_eq!(argsz::<IrqSet>(), 20);
+        assert_eq!(argsz::<Ioeventfd>(), 32);
     }
 }

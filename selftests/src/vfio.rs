@@ -169,6 +169,12 @@ impl Device {
         self.file.as_raw_fd()
     }
 
+    /// The device file, for raw `pread`/`pwrite` at absolute offsets (the
+    /// bad-input checks want the kernel's answer, short counts included).
+    pub fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+
     /// `VFIO_DEVICE_GET_REGION_INFO` for `index`.
     pub fn region(&self, index: u32) -> Result<Region> {
         let mut r = RegionInfo {

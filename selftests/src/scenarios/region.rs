@@ -10,7 +10,7 @@ use crate::mapping::{raw_mmap, raw_munmap, Mapping, Place};
 use crate::probe::PAGE;
 use crate::sys;
 use crate::uapi;
-use crate::vfio::Path;
+use crate::vfio::{Device, Path, Region};
 
 /// Offset of the word checked in page `i` (varies inside the page).
 fn offset_in(i: usize) -> usize {
@@ -71,39 +71,99 @@ pub fn rw(ctx: &Ctx, path: Path) -> Result<Outcome> {
     Ok(v.outcome())
 }
 
-/// `bad_mmap_<path>`: MAP_PRIVATE, too long, past the end and the config
-/// region are refused with EINVAL; a good mapping works.
-pub fn bad_mmap(ctx: &Ctx, path: Path) -> Result<Outcome> {
-    let (dev, bar) = ctx.open(path)?;
+/// An mmap that must be refused, and the errno it must get.
+#[derive(Debug, Clone)]
+pub struct RefusedMmap {
+    /// What is wrong with it.
+    pub what: &'static str,
+    /// Length.
+    pub len: usize,
+    /// `MAP_*` flags.
+    pub flags: i32,
+    /// Offset in the device file.
+    pub offset: u64,
+    /// The errno: VFIO's `vfio_pci_core_mmap()` answers EINVAL to every
+    /// bad region, range or flag; the mm itself refuses a zero length and
+    /// an offset that is not page aligned with EINVAL too.
+    pub errno: i32,
+}
+
+/// The mmaps of `dev` that must be refused (`bar` is a mappable BAR):
+/// used by `bad_mmap` and by `vfio_stress bad-input`.
+pub fn refused_mmaps(dev: &Device, bar: &Region) -> Result<Vec<RefusedMmap>> {
     let config = dev.region(uapi::VFIO_PCI_CONFIG_REGION_INDEX)?;
+    let rom = dev.region(uapi::VFIO_PCI_ROM_REGION_INDEX)?;
+    let at = |index: u64| index << uapi::VFIO_PCI_OFFSET_SHIFT;
+    let past_all = at(u64::from(dev.info.num_regions));
     let size = bar.size as usize;
-    let cases: [(&str, usize, i32, u64); 4] = [
-        ("MAP_PRIVATE", PAGE, sys::MAP_PRIVATE, bar.offset),
-        ("BAR size + 4 KiB", size + PAGE, sys::MAP_SHARED, bar.offset),
-        (
+    let case = |what, len, flags, offset| RefusedMmap {
+        what,
+        len,
+        flags,
+        offset,
+        errno: sys::EINVAL,
+    };
+    let mut v = vec![
+        case("MAP_PRIVATE", PAGE, sys::MAP_PRIVATE, bar.offset),
+        case("BAR size + 4 KiB", size + PAGE, sys::MAP_SHARED, bar.offset),
+        case(
             "offset at BAR end",
             PAGE,
             sys::MAP_SHARED,
             bar.offset + bar.size,
         ),
-        ("config region", PAGE, sys::MAP_SHARED, config.offset),
+        case("config region", PAGE, sys::MAP_SHARED, config.offset),
+        case(
+            "ROM region (not mmappable)",
+            PAGE,
+            sys::MAP_SHARED,
+            rom.offset,
+        ),
+        case("zero length", 0, sys::MAP_SHARED, bar.offset),
+        case(
+            "offset not page aligned",
+            PAGE,
+            sys::MAP_SHARED,
+            bar.offset + 8,
+        ),
+        case("offset past every region", PAGE, sys::MAP_SHARED, past_all),
+        case("huge offset (1 << 62)", PAGE, sys::MAP_SHARED, 1 << 62),
     ];
+    // The upper half of a 64-bit BAR is a region of size 0.
+    if bar.index + 1 < uapi::VFIO_PCI_NUM_BARS {
+        let next = dev.region(bar.index + 1)?;
+        if next.size == 0 {
+            v.push(case("BAR of size 0", PAGE, sys::MAP_SHARED, next.offset));
+        }
+    }
+    Ok(v)
+}
+
+/// `bad_mmap_<path>`: every mmap of [`refused_mmaps`] is refused with its
+/// errno; a good mapping works.
+pub fn bad_mmap(ctx: &Ctx, path: Path) -> Result<Outcome> {
+    let (dev, bar) = ctx.open(path)?;
     let mut v = Verdict::default();
-    for (what, len, flags, off) in cases {
-        match raw_mmap(len, flags, dev.fd(), off) {
+    for c in refused_mmaps(&dev, &bar)? {
+        let what = c.what;
+        match raw_mmap(c.len, c.flags, dev.fd(), c.offset) {
             Ok(addr) => {
-                raw_munmap(addr, len);
-                v.fail(format!("mmap {what} succeeded, expected EINVAL"));
+                raw_munmap(addr, c.len);
+                v.fail(format!(
+                    "mmap {what} succeeded, expected {}",
+                    std::io::Error::from_raw_os_error(c.errno)
+                ));
             }
             Err(e) => {
                 diag(&format!(
                     "mmap {what}: {}",
                     std::io::Error::from_raw_os_error(e)
                 ));
-                v.check(e == sys::EINVAL, || {
+                v.check(e == c.errno, || {
                     format!(
-                        "mmap {what} failed with {}, expected EINVAL",
-                        std::io::Error::from_raw_os_error(e)
+                        "mmap {what} failed with {}, expected {}",
+                        std::io::Error::from_raw_os_error(e),
+                        std::io::Error::from_raw_os_error(c.errno)
                     )
                 });
             }

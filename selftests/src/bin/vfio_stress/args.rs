@@ -4,7 +4,7 @@
 //! a range), and the device.
 
 use crate::outcome::Outcome;
-use crate::{fork_revoke, revoke_race};
+use crate::{bad_input, fork_revoke, fuzz, revoke_race, touch, unplug};
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::vfio::Path;
@@ -33,6 +33,30 @@ const PARTS: &[Part] = &[
         about: "fork with populated PTE and PMD mappings while another process revokes",
         opts: fork_revoke::OPTS,
         run: fork_revoke::run,
+    },
+    Part {
+        name: "unplug",
+        about: "unplug (sysfs remove, mock-pci del_device) and replug while children fault, fork and exit",
+        opts: unplug::OPTS,
+        run: unplug::run,
+    },
+    Part {
+        name: "touch",
+        about: "map, fork a reader, revoke: one short check per load/unload cycle",
+        opts: touch::OPTS,
+        run: touch::run,
+    },
+    Part {
+        name: "fuzz",
+        about: "random config writes with BAR0 mapped: no access while memory is off",
+        opts: fuzz::OPTS,
+        run: fuzz::run,
+    },
+    Part {
+        name: "bad-input",
+        about: "bad mmaps, ioctls, preads and pwrites: VFIO's errno, nothing logged",
+        opts: bad_input::OPTS,
+        run: bad_input::run,
     },
 ];
 

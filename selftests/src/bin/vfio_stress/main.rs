@@ -17,11 +17,19 @@
 #[cfg(target_arch = "x86_64")]
 mod args;
 #[cfg(target_arch = "x86_64")]
+mod bad_input;
+#[cfg(target_arch = "x86_64")]
 mod fork_revoke;
+#[cfg(target_arch = "x86_64")]
+mod fuzz;
 #[cfg(target_arch = "x86_64")]
 mod outcome;
 #[cfg(target_arch = "x86_64")]
 mod revoke_race;
+#[cfg(target_arch = "x86_64")]
+mod touch;
+#[cfg(target_arch = "x86_64")]
+mod unplug;
 
 #[cfg(target_arch = "x86_64")]
 fn main() {

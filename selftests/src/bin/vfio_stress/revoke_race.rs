@@ -23,13 +23,13 @@ use crate::args::{variant, Ctx, Opt, Opts};
 use crate::outcome::Outcome;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
-use vfio_revoke_selftests::{err, sys};
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place};
 use vfio_revoke_selftests::probe::{self, PAGE};
 use vfio_revoke_selftests::vfio::Device;
+use vfio_revoke_selftests::{err, sys};
 
 /// Options.
 pub const OPTS: &[Opt] = &[
