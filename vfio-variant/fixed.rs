@@ -133,7 +133,9 @@ fn handle(f: &Fault<'_>, order: u32) -> VmFault {
     }
     Counters::bump(&c.faults);
     let mem = dev.core().memory_read();
-    if dev.unplugged() {
+    // The core's insert checks its virtual COMMAND.MEM only; `enabled()`
+    // also asks the device.
+    if !mem.enabled() || dev.unplugged() {
         Counters::bump(&c.sigbus);
         return VmFault::SIGBUS;
     }

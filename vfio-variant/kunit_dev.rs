@@ -228,6 +228,55 @@ pub(crate) fn fail_each_step(
     Some(Err(E2BIG))
 }
 
+/// PMCSR's offset in the power management capability, and its states.
+const PCI_PM_CTRL: u64 = 0x4;
+const D0: u16 = 0;
+const D3HOT: u16 = 3;
+
+/// What [`memory_set_in_d3hot`] observed.
+#[derive(Debug)]
+pub(crate) struct D3Obs {
+    /// COMMAND.MEM in the device once back in D0.
+    pub(crate) device_memory: bool,
+    /// Whether a touch of the mapping succeeded then.
+    pub(crate) readable: bool,
+    /// Whether it succeeded once COMMAND.MEM was written again.
+    pub(crate) readable_after_set: bool,
+}
+
+/// Memory off, D3hot, memory on while in D3hot, D0: the core restores the
+/// state it saved on entering D3hot into the device (memory off) and keeps
+/// its virtual COMMAND.MEM set. `None` inside when the function has no
+/// power management capability.
+pub(crate) fn memory_set_in_d3hot() -> Option<Result<Option<D3Obs>>> {
+    with_open_device(Mode::Fixed, |dev, o| {
+        let pm = dev.core().pm_cap();
+        if pm == 0 {
+            return Ok(None);
+        }
+        let pmcsr = u64::from(pm) + PCI_PM_CTRL;
+        let (bar, _) = o.mappable_bar().ok_or(ENODEV)?;
+        let file = testing::device_file(o)?;
+        let scratch_map = testing::map_anon(region::PAGE_SIZE)?;
+        let scratch = scratch_map.addr();
+        set_memory(o, scratch, false, 0)?;
+        o.config_write(scratch, pmcsr, &D3HOT.to_le_bytes())?;
+        set_memory(o, scratch, true, 0)?;
+        o.config_write(scratch, pmcsr, &D0.to_le_bytes())?;
+        let m = testing::map_file(&file, 0, LEN, bar_offset(bar))?;
+        let device_memory = dev.core().memory_read().device_memory_enabled();
+        let readable = testing::touch(m.addr(), region::PAGE_SIZE).is_ok();
+        set_memory(o, scratch, true, 0)?;
+        let readable_after_set = testing::touch(m.addr(), LEN).is_ok();
+        drop((m, scratch_map));
+        Ok(Some(D3Obs {
+            device_memory,
+            readable,
+            readable_after_set,
+        }))
+    })
+}
+
 /// A memory-enable snapshot taken by a work item while the test holds
 /// `memory_lock` for write.
 #[pin_data]
@@ -371,6 +420,24 @@ mod tests {
     }
 
     #[test]
+    fn fault_refused_while_device_memory_off() -> Result {
+        let Some(r) = memory_set_in_d3hot() else {
+            return Ok(());
+        };
+        let Some(obs) = r? else {
+            testing::skip(c"the bound device has no power management capability");
+            return Ok(());
+        };
+        // The scenario happened: the device's own COMMAND.MEM is clear
+        // while the core's virtual one is set...
+        assert!(!obs.device_memory);
+        // ...and the fault path believed the device, not the core.
+        assert!(!obs.readable);
+        assert!(obs.readable_after_set);
+        Ok(())
+    }
+
+    #[test]
     fn span_of_refuses_foreign_vma() -> Result {
         let anon = testing::map_anon(region::PAGE_SIZE)?;
         let ours = testing::with_vma(anon.addr(), |vma| fixed::span_of(vma).is_some());
@@ -395,10 +462,11 @@ mod tests {
 
     #[test]
     fn early_returns_unmap_before_close() -> Result {
-        let scenarios: [&dyn Fn() -> Option<Result>; 3] = [
+        let scenarios: [&dyn Fn() -> Option<Result>; 4] = [
             &|| two_vmas(Mode::Fixed).map(|r| r.map(|_| ())),
             &|| two_vmas(Mode::Legacy).map(|r| r.map(|_| ())),
             &|| pmd_mapping().map(|r| r.map(|_| ())),
+            &|| memory_set_in_d3hot().map(|r| r.map(|_| ())),
         ];
         for scenario in scenarios {
             let Some(r) = fail_each_step(scenario) else {

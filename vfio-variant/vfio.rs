@@ -46,6 +46,12 @@ impl CoreDevice {
         unsafe { &raw mut (*self.as_ptr()).memory_lock }
     }
 
+    /// Offset of the power management capability (0 without one).
+    pub(crate) fn pm_cap(&self) -> u8 {
+        // SAFETY: set at enumeration, never changed while bound.
+        unsafe { (*self.pdev()).pm_cap }
+    }
+
     /// Takes `memory_lock` for reading (fault path).
     pub(crate) fn memory_read(&self) -> MemoryRead<'_> {
         // SAFETY: the rwsem was initialised by `vfio_pci_core_init_dev()`.
@@ -155,11 +161,16 @@ impl CoreDevice {
 pub(crate) struct MemoryRead<'a>(&'a CoreDevice);
 
 impl MemoryRead<'_> {
-    /// Whether device memory may be mapped: exactly the check of
-    /// `vfio_pci_vmf_insert_pfn()`, runtime PM not engaged and
-    /// `__vfio_pci_memory_enabled()` (COMMAND.MEM set in the virtual config
-    /// space, or no COMMAND memory bit, and the function in D0 to D2, not
-    /// D3hot or D3cold).
+    /// Whether device memory may be mapped: the check of
+    /// `vfio_pci_vmf_insert_pfn()` (runtime PM not engaged, and
+    /// `__vfio_pci_memory_enabled()`: COMMAND.MEM set in the virtual config
+    /// space, or no COMMAND memory bit, and the function in D0 to D2), and
+    /// COMMAND.MEM set in the device itself.
+    ///
+    /// The core trusts its virtual COMMAND.MEM alone, but the two can
+    /// disagree: leaving D3hot without No_Soft_Reset, the core restores the
+    /// state it saved on entering D3hot, so a COMMAND.MEM set while in D3hot
+    /// stays set in the virtual config space and is clear in the device.
     /// `false` while the device is not open (no virtual config space).
     pub(crate) fn enabled(&self) -> bool {
         let p = self.0.as_ptr();
@@ -170,11 +181,28 @@ impl MemoryRead<'_> {
         // `close_device`, neither of which runs while a user of the open
         // device (a file operation, or a fault on a vma that pins the file)
         // holds the lock; check it first all the same.
-        unsafe {
+        let core = unsafe {
             !(*p).vconfig.is_null()
                 && !(*p).pm_runtime_engaged
                 && bindings::__vfio_pci_memory_enabled(p)
+        };
+        core && self.device_memory_enabled()
+    }
+
+    /// COMMAND.MEM as the device has it (true for a function without the
+    /// bit, a VF); a failed read counts as clear.
+    pub(crate) fn device_memory_enabled(&self) -> bool {
+        let pdev = self.0.pdev();
+        // SAFETY: `pdev` is the bound device, valid while it is.
+        if unsafe { (*pdev).no_command_memory() } != 0 {
+            return true;
         }
+        let mut cmd = 0u16;
+        // SAFETY: as above; a config access takes its own lock and may be
+        // made where sleeping is allowed, as it is under `memory_lock`.
+        let err =
+            unsafe { bindings::pci_read_config_word(pdev, bindings::PCI_COMMAND as i32, &mut cmd) };
+        err == 0 && u32::from(cmd) & bindings::PCI_COMMAND_MEMORY != 0
     }
 
     /// Inserts `pfn` at the fault address with the given order through the
