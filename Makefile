@@ -40,7 +40,7 @@ help:
 	@echo "make kunit      run every KUnit suite of the project in one guest"
 	@echo "make mock-pci-check  in-guest checks of the mock devices"
 	@echo "make selftest   run the fork/revoke selftest in three configurations"
-	@echo "make stress     races, unplug, load/unload, config fuzz, bad input (STRESS=short: the check version; STRESS_PARTS="fuzz ...": some parts)"
+	@echo "make stress     races, unplug, load/unload, config fuzz, bad input (STRESS=short: the check version; STRESS_PARTS='fuzz ...': some parts)"
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
 	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
