@@ -45,7 +45,7 @@ help:
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
 	@echo "make mutants    deliberate bugs in the modules that the tests must catch (MUTANTS=a,b for a subset)"
 	@echo "make bench      fault, fork and revoke cost: fixed vs stock vs legacy, 2 MiB to 1 GiB BARs"
-	@echo "make lint       rustfmt check and clippy on the modules; shellcheck and host tests of scripts/"
+	@echo "make lint       rustfmt and clippy on the modules; shellcheck of every script, SPDX lines, host tests of scripts/"
 	@echo "make vm-shell   interactive guest with the modules loaded"
 	@echo "make distclean  also remove the kernel cache ($(CACHE_DIR))"
 
@@ -70,7 +70,8 @@ modules: kernel
 		$(SCRIPTS)/kmake $(KDIR_OF) M=$(MODDIR)/$$m -s modules || exit 1; \
 	done
 
-# scripts/test-scripts: shellcheck and host-side tests of vm-run (no guest).
+# scripts/test-scripts: shellcheck of every shell script, an SPDX line in
+# every file, host-side tests of vm-run (no guest).
 lint: kernel
 	@$(SCRIPTS)/test-scripts
 	@$(SCRIPTS)/lint $(KDIR_OF) $(MODULES)
@@ -112,13 +113,10 @@ stress-short: modules
 bench: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/bench
 
-# lspci, /proc/iomem, stock vfio-pci round trip, hotplug, bad input. The
-# guest gets two more reservations for the window checks: reserved memory
-# not made by memmap=SIZE$START (as firmware's looks) and a memmap=SIZE!START
-# range.
-MOCK_CHECK_RESERVATIONS := --append 'memmap=4M%0x60000000-1+2 memmap=4M!0x61000000'
+# lspci, /proc/iomem, stock vfio-pci round trip, hot reset, bad uAPI input
+# against stock vfio-pci, hotplug, bad module input: mock-pci/tests/run.
 mock-pci-check: modules
-	@KDIR=$(KDIR_OF) $(SCRIPTS)/vm-run $(MOCK_CHECK_RESERVATIONS) -- env MODDIR=$(MODDIR) mock-pci/tests/guest-checks
+	@KDIR=$(KDIR_OF) $(CURDIR)/mock-pci/tests/run
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).

@@ -1,5 +1,11 @@
-# Shared helpers for the project's scripts. Source it; do not run it.
+# SPDX-License-Identifier: GPL-2.0
+# The one shell library of the project: helpers for the host scripts and
+# for the guest scripts (device lookup, binding, vfio_variant's debugfs,
+# kmemleak, the kernel log pattern). Source it; do not run it.
 # shellcheck shell=bash
+
+# The top of the repository (the guest sees the same path).
+VFR_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 info() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,6 +28,39 @@ rust_toolchain_check() {
 KERNEL_REPORTS='(Oops|BUG:|WARNING:|kernel BUG|general protection fault|Kernel panic|x86/PAT: .*(conflicting|expected|invalid|failed)|rcu.*stall|hung_task|UBSAN|RIP: )'
 
 rust_tool() { rustup which --toolchain "$RUST_TOOLCHAIN" "$1"; }
+
+# selftests_build WHO: build the selftest crate's binaries (release,
+# offline, from the tree alone), or die saying what WHO lacks.
+selftests_build() {
+	command -v cargo >/dev/null || die "$1: cargo not found: install Rust with rustup"
+	(cd "$VFR_TOP/selftests" && cargo build --release --locked --offline --quiet) ||
+		die "$1: cargo build of selftests/ failed"
+}
+
+# select_device WHO: the device the selftests run on, from VFR_DEVICE:
+# mock (default; mock-pci's 1234:f00d, BAR0) or ivshmem (QEMU's
+# ivshmem-plain behind a PCIe Root Port, so that a hot reset works; 1af4:1110,
+# 4 MiB RAM BAR2, bound by vfio_variant's extra_id). Sets vm_args (for
+# vm-run), guest_env (an env command line for the guest) and device_kind
+# (mock or other, for ktap_expect).
+# shellcheck disable=SC2034 # the caller's variables
+select_device() {
+	vm_args=()
+	guest_env=(env)
+	case ${VFR_DEVICE:-mock} in
+	mock)
+		guest_env+=(VFR_ID=1234:f00d VFR_BAR=0)
+		device_kind=mock
+		;;
+	ivshmem)
+		vm_args+=(--param vfio_variant.extra_id=0x1af41110
+			--qemu-opts '-object memory-backend-ram,id=shm,size=4M -device pcie-root-port,id=rp1,chassis=1 -device ivshmem-plain,memdev=shm,bus=rp1')
+		guest_env+=(VFR_ID=1af4:1110 VFR_BAR=2)
+		device_kind=other
+		;;
+	*) die "$1: VFR_DEVICE='$VFR_DEVICE': use mock or ivshmem" ;;
+	esac
+}
 
 rustc_version() { "$(rust_tool rustc)" --version | awk '{print $2}'; }
 
@@ -152,4 +191,110 @@ memmap_check() {
 	fi
 	echo
 	return 1
+}
+
+# --- In the guest ---
+
+VFR_DEBUGFS=/sys/kernel/debug/vfio_variant
+
+debugfs_mount() {
+	mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs none /sys/kernel/debug
+}
+
+# find_device VVVV:DDDD: the first PCI device with that ID, in address order.
+find_device() {
+	local want_v=0x${1%%:*} want_d=0x${1##*:} d
+	for d in /sys/bus/pci/devices/*; do
+		if [ "$(cat "$d/vendor")" = "$want_v" ] && [ "$(cat "$d/device")" = "$want_d" ]; then
+			basename "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# driver_of BDF: the bound driver's name, or nothing.
+driver_of() {
+	local l=/sys/bus/pci/devices/$1/driver
+	[ -e "$l" ] && basename "$(readlink -f "$l")"
+}
+
+# bind BDF DRIVER: bind through driver_override (left in place, so that a
+# rescan or reprobe cannot hand the device to another driver). Says so on
+# stdout when it rebinds.
+bind() {
+	local bdf=$1 drv=$2 dev=/sys/bus/pci/devices/$1
+	if [ "$(driver_of "$bdf")" = "$drv" ]; then
+		echo "$drv" >"$dev/driver_override"
+		return 0
+	fi
+	echo "$drv" >"$dev/driver_override" || return 1
+	[ ! -e "$dev/driver" ] || echo "$bdf" >"$dev/driver/unbind"
+	echo "$bdf" >/sys/bus/pci/drivers_probe 2>/dev/null
+	for _ in $(seq 50); do
+		[ "$(driver_of "$bdf")" = "$drv" ] && { echo "$bdf bound to $drv"; return 0; }
+		sleep 0.1
+	done
+	echo "could not bind $bdf to $drv (bound to: $(driver_of "$bdf"))" >&2
+	return 1
+}
+
+set_mode() { echo "$2" >"$VFR_DEBUGFS/$1/mode"; }
+reset_counters() { [ ! -e "$VFR_DEBUGFS/$1/counters" ] || echo 1 >"$VFR_DEBUGFS/$1/counters"; }
+
+# counters BDF: the variant's counters on one line, or nothing.
+counters() {
+	[ -e "$VFR_DEBUGFS/$1/counters" ] && tr '\n' ' ' <"$VFR_DEBUGFS/$1/counters" | sed 's/ *$//'
+}
+
+# show_counters BDF PREFIX: a KTAP diagnostic line with the counters.
+show_counters() {
+	local c
+	c=$(counters "$1") && echo "# $2 $c"
+	return 0
+}
+
+# mock_domain: the domain of the mock bus (its Root Port, DDDD:00:00.0, in
+# an emulated domain from 10000 up), empty if there is none.
+mock_domain() {
+	local d
+	for d in /sys/bus/pci/devices/1????:00:00.0; do
+		[ -e "$d" ] && { d=${d##*/}; echo "${d%%:*}"; return 0; }
+	done
+	return 0
+}
+
+# kmemleak, where the kernel has it (the DEBUG=1 kernel).
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+kmemleak_on() {
+	[ -w "$KMEMLEAK" ]
+}
+
+# kmemleak_forget: leaks found so far are not reported again.
+kmemleak_forget() {
+	kmemleak_on || return 0
+	echo scan >"$KMEMLEAK" && echo clear >"$KMEMLEAK"
+}
+
+# kmemleak_leaks: prints the number of unreferenced objects now, and as
+# '# ' lines a summary of them (size and the allocating call chain). Waits
+# first: kmemleak reports nothing younger than 5 s.
+kmemleak_leaks() {
+	local rep
+	sleep 6
+	echo scan >"$KMEMLEAK" && echo scan >"$KMEMLEAK" || return 1
+	rep=$(cat "$KMEMLEAK")
+	grep -c '^unreferenced object' <<<"$rep" || true
+	# One line per object: its size and the first frames above the
+	# allocator, then how many objects share that line.
+	awk '
+	/^unreferenced object/ { if (line) print line; match($0, /size [0-9]+/); line = substr($0, RSTART, RLENGTH) ":"; n = 0; bt = 0; next }
+	/backtrace/ { bt = 1; next }
+	bt && NF && n < 3 {
+		f = $1; sub(/\+0x.*/, "", f)
+		if (f ~ /^(kmemleak_|__kmalloc|kmalloc|__kvmalloc|kvmalloc|kmem_cache_alloc|__kmem_cache|slab_|kzalloc|kstrdup|kvasprintf|kasprintf|__alloc|alloc_pages|__do_kmalloc|krealloc)/) next
+		line = line " " f; n++
+	}
+	END { if (line) print line }' <<<"$rep" | sort | uniq -c | sed 's/^ */# /'
 }

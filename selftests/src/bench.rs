@@ -327,7 +327,8 @@ pub fn svg(records: &[Record], title: &str) -> String {
     let (w, h, left, right, top, bottom) = (880.0, 460.0, 80.0, 270.0, 40.0, 50.0);
     let pts: Vec<&Record> = records.iter().filter(|r| r.case == "first_touch").collect();
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+        "<!-- SPDX-License-Identifier: GPL-2.0 -->\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
         (w - right + left) / 2.0,

@@ -17,7 +17,8 @@
 //! * [`sysfs`]: device lookup, binding, vfio_variant debugfs, unplug;
 //! * [`mapping`]: BAR mmaps and vma surgery; [`probe`]: SIGBUS-safe reads
 //!   and fault counting; [`family`]: forked children and grandchildren;
-//! * [`scenarios`]: the tests; [`ktap`]: KTAP output and parsing;
+//! * [`scenarios`]: the tests; [`bad_input`]: bad uAPI input and VFIO's
+//!   answers; [`ktap`]: KTAP output and parsing;
 //!   [`expect`]: what each `make selftest` configuration must show;
 //!   [`bench`]: `make bench` records and report;
 //! * [`sys`]: the C library calls, constants and structs used, written
@@ -37,6 +38,8 @@ pub mod uapi;
 // architecture the crate keeps only the portable modules above, and
 // `vfio_fork_revoke` reports a KTAP skip (the kselftest Makefile does not
 // even build it there).
+#[cfg(target_arch = "x86_64")]
+pub mod bad_input;
 #[cfg(target_arch = "x86_64")]
 pub mod family;
 #[cfg(target_arch = "x86_64")]

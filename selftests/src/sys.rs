@@ -109,6 +109,8 @@ pub const PR_SET_PDEATHSIG: c_int = 1;
 pub const CLOCK_MONOTONIC: clockid_t = 1;
 /// `RUSAGE_SELF`.
 pub const RUSAGE_SELF: c_int = 0;
+/// `SYS_finit_module` (x86_64).
+pub const SYS_FINIT_MODULE: c_long = 313;
 
 // <signal.h>, <ucontext.h>
 /// `SIGKILL`.
@@ -364,6 +366,8 @@ extern "C" {
     pub fn signal(sig: c_int, handler: sighandler_t) -> sighandler_t;
     /// `waitpid(2)`.
     pub fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t;
+    /// `syscall(2)`: a system call glibc has no wrapper for.
+    pub fn syscall(number: c_long, ...) -> c_long;
     /// `write(2)`.
     pub fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t;
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 const VARIANT_DEBUGFS: &str = "/sys/kernel/debug/vfio_variant";
-const MOCK_DEBUGFS: &str = "/sys/kernel/debug/mock_pci";
+/// mock-pci's debugfs directory (control files, per-device views).
+pub const MOCK_DEBUGFS: &str = "/sys/kernel/debug/mock_pci";
 
 /// The name of the variant driver (what `driver` links to).
 pub const VARIANT_DRIVER: &str = "vfio_variant";
@@ -303,7 +304,7 @@ impl Binding {
 
 /// The mock-pci slot of `bdf` (`10000:01:05.0` -> `5`), if it looks like
 /// one and mock-pci's control interface exists.
-fn mock_slot(bdf: &str) -> Option<String> {
+pub fn mock_slot(bdf: &str) -> Option<String> {
     if !Path::new(MOCK_DEBUGFS).join("new_device").exists() {
         return None;
     }

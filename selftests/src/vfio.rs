@@ -387,10 +387,11 @@ impl Device {
         Ok(())
     }
 
-    /// The PCI addresses of the devices a hot reset of this device would
-    /// reset (this one included), in this device's domain; `None` when the
+    /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: the devices a hot reset of
+    /// this device would reset (this one included), with their group (group
+    /// path) or iommufd device id (cdev path) in `id`; `None` when the
     /// device has no slot or bus reset (the core answers ENODEV).
-    pub fn hot_reset_affected(&self) -> Result<Option<Vec<String>>> {
+    pub fn hot_reset_dependents(&self) -> Result<Option<Vec<uapi::DependentDevice>>> {
         const MAX: usize = 32;
         #[repr(C)]
         struct Info {
@@ -420,11 +421,17 @@ impl Device {
             }
             return Err(err!("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: {e}"));
         }
-        let domain = self.bdf.rsplitn(3, ':').nth(2).unwrap_or("0000");
         let n = (info.head.count as usize).min(MAX);
-        Ok(Some(
-            info.devices[..n]
-                .iter()
+        Ok(Some(info.devices[..n].to_vec()))
+    }
+
+    /// The PCI addresses of the devices a hot reset of this device would
+    /// reset (this one included), in this device's domain; `None` when the
+    /// device has no slot or bus reset (the core answers ENODEV).
+    pub fn hot_reset_affected(&self) -> Result<Option<Vec<String>>> {
+        let domain = self.bdf.rsplitn(3, ':').nth(2).unwrap_or("0000");
+        Ok(self.hot_reset_dependents()?.map(|devs| {
+            devs.iter()
                 .map(|d| {
                     format!(
                         "{domain}:{:02x}:{:02x}.{}",
@@ -433,14 +440,25 @@ impl Device {
                         d.devfn & 7
                     )
                 })
-                .collect(),
-        ))
+                .collect()
+        }))
     }
 
     /// `VFIO_DEVICE_PCI_HOT_RESET` through this device, owning the other
     /// affected devices through `others` (their groups on the group path;
     /// on the cdev path they share this device's iommufd).
     pub fn hot_reset(&self, others: &[&Device]) -> Result<()> {
+        match self.try_hot_reset(others)? {
+            0 => Ok(()),
+            e => Err(err!(
+                "VFIO_DEVICE_PCI_HOT_RESET: {}",
+                std::io::Error::from_raw_os_error(e)
+            )),
+        }
+    }
+
+    /// As [`Device::hot_reset`], but a refusal is its errno (0: done).
+    pub fn try_hot_reset(&self, others: &[&Device]) -> Result<i32> {
         const MAX: usize = 32;
         #[repr(C)]
         struct Reset {
@@ -471,15 +489,19 @@ impl Device {
         r.fds[..fds.len()].copy_from_slice(&fds);
         // SAFETY: `r` is a live header followed by `count` group fds, as
         // its argsz says.
-        unsafe {
-            ioctl(
+        let ret = unsafe {
+            sys::ioctl(
                 self.fd(),
-                uapi::VFIO_DEVICE_PCI_HOT_RESET,
+                uapi::VFIO_DEVICE_PCI_HOT_RESET as _,
                 &raw mut r as usize,
-                "VFIO_DEVICE_PCI_HOT_RESET",
-            )?
+            )
         };
-        Ok(())
+        if ret < 0 {
+            return Ok(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(sys::EINVAL));
+        }
+        Ok(0)
     }
 
     /// `VFIO_DEVICE_RESET`.
