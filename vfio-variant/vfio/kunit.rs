@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! FFI for the KUnit suites only: a test thread's user mappings
-//! (`kunit_vm_mmap`, as guards that unmap when dropped), a stand-in for a
-//! VFIO device file, PTE presence and vma lookups, the fork page-table copy
-//! done by hand, and fault injection into the fallible steps.
+//! KUnit support (built with `CONFIG_KUNIT` only): finding a bound device,
+//! a test thread's user mappings (`kunit_vm_mmap`, as guards that unmap
+//! when dropped), a stand-in for a VFIO device file, PTE presence and vma
+//! lookups, the fork page-table copy done by hand, and fault injection into
+//! the fallible steps.
 //!
 //! The stand-in file does not hold the device open: a vma of it left
 //! mapped after the test closed the device would fault into a closed
@@ -16,21 +17,21 @@
 //! vfio core's first open does it, with the device set lock held for the
 //! whole test so that userspace cannot open it meanwhile.
 
-use crate::{
-    mm,
-    region::PAGE_SIZE,
-    vfio::{CoreDevice, MemoryWrite},
-};
+use super::{lookup_pfn, CoreDevice, Device, Driver, MemoryWrite, VmFault, Vmas};
+use core::ptr::NonNull;
 use kernel::{
     bindings,
+    error::from_err_ptr,
     fs::File,
     mm::virt::VmaRef,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
     },
     uaccess::{UserPtr, UserSlice},
+    ThisModule,
 };
 
 // uAPI values (asm-generic/mman-common.h), not in the bindings.
@@ -63,6 +64,119 @@ pub(crate) fn skip(reason: &CStr) {
         }
         (*t).status_comment[n] = 0;
     }
+}
+
+/// A reference on a module (`try_module_get()`), put when dropped.
+struct ModuleRef(&'static ThisModule);
+
+impl ModuleRef {
+    /// `None` once the module is being unloaded.
+    fn get(module: &'static ThisModule) -> Option<Self> {
+        // SAFETY: the module is loaded while its code runs.
+        unsafe { bindings::try_module_get(module.as_ptr()) }.then_some(Self(module))
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: taken in `get()`.
+        unsafe { bindings::module_put(self.0.as_ptr()) };
+    }
+}
+
+/// References held on `module` (`module_refcount()`): while there is one,
+/// `rmmod` fails instead of unloading it.
+pub(crate) fn module_refs(module: &'static ThisModule) -> i32 {
+    // SAFETY: the module is loaded while its code runs.
+    unsafe { bindings::module_refcount(module.as_ptr()) }
+}
+
+/// `driver_for_each_device()` callback: takes a registration reference on
+/// the first device of the driver in `data` (a `*mut FindBound`) that is
+/// still bound to it, and stops.
+///
+/// # Safety
+///
+/// `dev` is a device on the driver's list; `data` is a `FindBound`.
+unsafe extern "C" fn find_bound(dev: *mut bindings::device, data: *mut c_void) -> c_int {
+    let find = data.cast::<FindBound>();
+    // SAFETY: `dev` is valid during the callback; its lock serialises us
+    // with probe and remove, which set and clear drvdata and the binding.
+    unsafe { bindings::mutex_lock(&raw mut (*dev).mutex) };
+    // SAFETY: under the device lock: bound to our driver means drvdata is
+    // the core device set by probe, registered until remove, which cannot
+    // start meanwhile; a registration reference keeps it registered (and
+    // alive) after we unlock, until put.
+    let found = unsafe {
+        if (*dev).driver == (*find).driver {
+            let core = bindings::dev_get_drvdata(dev).cast::<bindings::vfio_pci_core_device>();
+            if bindings::vfio_device_try_get_registration(&raw mut (*core).vdev) {
+                (*find).core = core;
+            }
+        }
+        !(*find).core.is_null()
+    };
+    // SAFETY: taken above.
+    unsafe { bindings::mutex_unlock(&raw mut (*dev).mutex) };
+    c_int::from(found)
+}
+
+/// What [`find_bound`] looks for and found.
+struct FindBound {
+    driver: *mut bindings::device_driver,
+    core: *mut bindings::vfio_pci_core_device,
+}
+
+/// Runs `f` on the first device bound to `T`'s PCI driver (registered by
+/// `module` with a [`super::Registration<T>`]), holding a reference on `module` and a registration
+/// reference on the device for the whole call (so that neither rmmod nor
+/// an unbind can remove it meanwhile: they wait). `None` if no device is
+/// bound or the module is being unloaded.
+///
+/// The KUnit suites call this, and not only at load: a suite can be run
+/// again through KUnit's debugfs `run` file, which holds no reference on
+/// the module, so `rmmod` may run the module's exit at any time. While the
+/// module reference is held rmmod fails (EWOULDBLOCK, "in use") unless
+/// forced, and once rmmod is past that check, `try_module_get()` fails.
+pub(crate) fn with_bound_device<T: Driver, R>(
+    module: &'static ThisModule,
+    f: impl FnOnce(&Device<T::Data>) -> R,
+) -> Option<R> {
+    let _module = ModuleRef::get(module)?;
+    // SAFETY: `NAME` is a C string; `pci_bus_type` is a static of the PCI
+    // core.
+    let driver =
+        unsafe { bindings::driver_find(T::NAME.as_char_ptr(), &raw const bindings::pci_bus_type) };
+    // SAFETY: a driver found on the bus is registered, and stays so while
+    // its module is loaded. Driver names are unique on a bus, so one of
+    // `module`'s named `T::NAME` is the `pci_driver` of a `Registration<T>`.
+    if driver.is_null() || unsafe { (*driver).owner } != module.as_ptr() {
+        return None;
+    }
+    let mut find = FindBound {
+        driver,
+        core: core::ptr::null_mut(),
+    };
+    // SAFETY: `driver` is registered while `module` is loaded (held above);
+    // `find_bound` gets `find` back as its data. Its result is what
+    // `find_bound` last returned, which `find` holds too.
+    let _ = unsafe {
+        bindings::driver_for_each_device(
+            driver,
+            core::ptr::null_mut(),
+            (&raw mut find).cast(),
+            Some(find_bound),
+        )
+    };
+    if find.core.is_null() {
+        return None;
+    }
+    // SAFETY: bound to `T`'s driver, so probed by it as a `Device<T::Data>`,
+    // kept registered by the reference `find_bound` took.
+    let r = f(unsafe { Device::<T::Data>::from_core(find.core) });
+    // SAFETY: taken by `find_bound`.
+    unsafe { bindings::vfio_device_put_registration(&raw mut (*find.core).vdev) };
+    Some(r)
 }
 
 /// Fault injection: the fallible step that fails next (1: the next one,
@@ -157,8 +271,7 @@ impl Opened<'_> {
             .writer()
             .write_slice(data)?;
         let v = self.dev.vfio();
-        let mut pos = ((u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX)
-            << crate::region::OFFSET_SHIFT)
+        let mut pos = ((u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX) << super::OFFSET_SHIFT)
             + offset) as bindings::loff_t;
         // SAFETY: the device is open; `scratch` is a user address of the
         // current (test) mm holding `data.len()` bytes.
@@ -234,29 +347,28 @@ unsafe extern "C" fn stand_in_mmap(
     }
 }
 
-/// `file_operations` table in a static.
-struct Fops(bindings::file_operations);
-// SAFETY: function pointers only, never written.
-unsafe impl Sync for Fops {}
-
-static STAND_IN_FOPS: Fops = Fops(bindings::file_operations {
+/// The stand-in's `file_operations`.
+const STAND_IN_FOPS: bindings::file_operations = bindings::file_operations {
     mmap: Some(stand_in_mmap),
-    // SAFETY: all-zero is a valid `file_operations`.
-    ..unsafe { core::mem::zeroed() }
-});
+    ..pin_init::zeroed()
+};
 
 /// A file standing in for a VFIO device file of `dev` (see the module doc).
 pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
     step()?;
-    // SAFETY: the fops are static; `private_data` is only used by
-    // `stand_in_mmap` while the device is open (the test unmaps first).
+    // SAFETY: the fops are a promoted constant; `private_data` is only used
+    // by `stand_in_mmap` while the device is open (the test unmaps first).
     let f = unsafe {
-        mm::anon_file(
-            c"[vfio-variant-kunit]",
-            &STAND_IN_FOPS.0,
+        bindings::anon_inode_getfile(
+            c"[vfio-variant-kunit]".as_char_ptr(),
+            &STAND_IN_FOPS,
             dev.dev.vfio().cast(),
+            bindings::O_RDWR as c_int,
         )
-    }?;
+    };
+    let f = from_err_ptr(f)?;
+    // SAFETY: `anon_inode_getfile` returned a new reference we now own.
+    let f = unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(f))) };
     // SAFETY: the file is ours and not yet used; this is what vfio's open
     // paths do (`filep->f_mapping = device->inode->i_mapping`).
     unsafe { (*f.as_ptr()).f_mapping = dev.dev.mapping() };
@@ -362,24 +474,14 @@ pub(crate) fn vmas_of(core: &CoreDevice) -> usize {
     let Some(mm) = task.mm() else {
         return 0;
     };
-    let private = core.as_ptr().cast::<c_void>();
-    let lock = mm.mmap_read_lock();
-    let (mut n, mut addr) = (0, 0);
-    loop {
-        // SAFETY: `lock` holds the mmap read lock of `mm`; any address is
-        // a valid argument.
-        let raw = unsafe { bindings::find_vma(mm.as_raw(), addr) };
-        if raw.is_null() {
-            break;
-        }
-        // SAFETY: found under the mmap read lock, which outlives the borrow.
-        let vma = unsafe { VmaRef::from_raw(raw) };
-        if mm::private_data(vma) == private {
+    let vmas = Vmas::lock(mm);
+    let mut n = 0;
+    vmas.for_each(|vma| {
+        if core.is_mapped_by(vma) {
             n += 1;
         }
-        addr = vma.end();
-    }
-    drop(lock);
+    });
+    drop(vmas);
     n
 }
 
@@ -397,7 +499,7 @@ pub(crate) fn present(addr: usize, len: usize) -> (usize, usize) {
     let (mut pages, mut pmds) = (0, 0);
     let mut a = addr;
     while a < addr + len {
-        match mm::lookup_pfn(vma, a) {
+        match lookup_pfn(vma, a) {
             Some(p) if p.size > PAGE_SIZE => {
                 pmds += 1;
                 pages += p.size / PAGE_SIZE;
@@ -433,12 +535,12 @@ pub(crate) fn fork_copy(src: usize, dst: usize, len: usize) -> Result<usize> {
     }
     let mut copied = 0;
     for off in (0..len).step_by(PAGE_SIZE) {
-        if let Some(p) = mm::lookup_pfn(s, src + off) {
+        if let Some(p) = lookup_pfn(s, src + off) {
             let pfn = p.pfn;
             // SAFETY: `d` is VM_PFNMAP (set up by the driver's mmap), its
             // mm is read-locked and `dst + off` lies inside it.
             let ret = unsafe { bindings::vmf_insert_pfn(d.as_ptr(), dst + off, pfn) };
-            if !mm::VmFault(ret).is_error() {
+            if !VmFault(ret).is_error() {
                 copied += 1;
             }
         }
