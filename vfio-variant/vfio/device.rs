@@ -5,12 +5,10 @@
 //! [`OpenDevice`] (a device some file has open, on which the core's own
 //! file operations may run).
 
-use super::{BarMapping, MemoryRead, MemoryWrite};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings, container_of,
     error::to_result,
-    mm::virt::VmaNew,
     prelude::*,
     sync::aref::AlwaysRefCounted,
     types::Opaque,
@@ -72,16 +70,6 @@ impl CoreDevice {
         unsafe { (*self.pdev()).pm_cap }
     }
 
-    /// Takes `memory_lock` for reading (fault path).
-    pub(crate) fn memory_read(&self) -> MemoryRead<'_> {
-        MemoryRead::new(self)
-    }
-
-    /// Takes `memory_lock` for writing (around zaps).
-    pub(crate) fn memory_write(&self) -> MemoryWrite<'_> {
-        MemoryWrite::new(self)
-    }
-
     /// First page frame of BAR `index`; 0 for an index past the last BAR.
     pub(crate) fn bar_pfn(&self, index: usize) -> usize {
         if index >= bindings::PCI_STD_NUM_BARS as usize {
@@ -91,18 +79,6 @@ impl CoreDevice {
         // resources are fixed while the device is bound.
         let start = unsafe { (*self.pdev()).resource[index].start };
         (start >> kernel::page::PAGE_SHIFT) as usize
-    }
-
-    /// Whether device memory is accessible, read as one consistent snapshot
-    /// under `memory_lock` (taken for read and released before returning).
-    ///
-    /// The ops wrappers compare a snapshot before and after a core call to
-    /// notice that the call revoked memory. The lock is held for each
-    /// snapshot only, never across the core call (which takes it for write)
-    /// and never while user memory is accessed (a user buffer may map this
-    /// device's BAR, and its fault takes the lock for read, too).
-    pub(crate) fn memory_enabled(&self) -> bool {
-        self.memory_read().enabled()
     }
 
     /// Whether a write of `count` bytes from `buf` at config space offset
@@ -125,16 +101,6 @@ impl CoreDevice {
         r.skip(skip as usize).is_ok()
             && r.read_slice(&mut b).is_ok()
             && u32::from(b[0]) << 8 & bindings::PCI_EXP_DEVCTL_BCR_FLR != 0
-    }
-
-    /// Zaps every mapping of the device: `unmap_mapping_range()` over the
-    /// device inode's address_space, whatever file or process maps it.
-    /// Holding `memory_lock` for write (`_lock`) keeps faults out meanwhile.
-    pub(crate) fn unmap_all(&self, _lock: &MemoryWrite<'_>) {
-        // SAFETY: `inode` is set by `vfio_init_device()` and lives as long
-        // as the vfio device (type invariant); zapping a whole mapping
-        // takes its own locks.
-        unsafe { bindings::unmap_mapping_range(self.mapping(), 0, 0, 1) };
     }
 
     /// The device inode's address_space (what every device file's
@@ -314,19 +280,6 @@ impl<'a, D> OpenDevice<'a, D> {
             dev,
             _not_send: PhantomData,
         }
-    }
-
-    /// The core's mmap (`vfio_pci_core_mmap()`): validates the request
-    /// exactly as the stock driver does (MAP_SHARED only, region index,
-    /// range, mappable BAR) and sets the vma up for the core's fault path,
-    /// with `vm_private_data` pointing at the core device. The returned
-    /// [`BarMapping`] lets the caller take the fault path over.
-    pub(crate) fn core_mmap<'v>(&self, vma: &'v VmaNew) -> Result<BarMapping<'v, D>> {
-        // SAFETY: the device is open (type invariant) and `vma` is being
-        // mmapped (`VmaNew` invariant).
-        to_result(unsafe { bindings::vfio_pci_core_mmap(self.dev.core.vfio(), vma.as_ptr()) })?;
-        // SAFETY: the core set `vm_private_data` to this device's core.
-        Ok(unsafe { BarMapping::new(vma) })
     }
 
     /// The core's write (`vfio_pci_core_write()`).

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `memory_lock` guards.
+//! `memory_lock`: [`MemoryRead`] and [`MemoryWrite`] guards, what may be
+//! done under them (read the memory-enable state, insert a PFN, zap the
+//! device inode's mapping), and the [`CoreDevice`] methods that take them.
 //!
 //! The vfio-pci core serialises every change of device memory access
 //! (COMMAND.MEM, power state, runtime PM, resets) with `memory_lock` held
@@ -9,6 +11,40 @@
 
 use super::{CoreDevice, Fault, VmFault};
 use kernel::bindings;
+
+impl CoreDevice {
+    /// Takes `memory_lock` for reading (fault path).
+    pub(crate) fn memory_read(&self) -> MemoryRead<'_> {
+        MemoryRead::new(self)
+    }
+
+    /// Takes `memory_lock` for writing (around zaps).
+    pub(crate) fn memory_write(&self) -> MemoryWrite<'_> {
+        MemoryWrite::new(self)
+    }
+
+    /// Whether device memory is accessible, read as one consistent snapshot
+    /// under `memory_lock` (taken for read and released before returning).
+    ///
+    /// The ops wrappers compare a snapshot before and after a core call to
+    /// notice that the call revoked memory. The lock is held for each
+    /// snapshot only, never across the core call (which takes it for write)
+    /// and never while user memory is accessed (a user buffer may map this
+    /// device's BAR, and its fault takes the lock for read, too).
+    pub(crate) fn memory_enabled(&self) -> bool {
+        self.memory_read().enabled()
+    }
+
+    /// Zaps every mapping of the device: `unmap_mapping_range()` over the
+    /// device inode's address_space, whatever file or process maps it.
+    /// Holding `memory_lock` for write (`_lock`) keeps faults out meanwhile.
+    pub(crate) fn unmap_all(&self, _lock: &MemoryWrite<'_>) {
+        // SAFETY: `inode` is set by `vfio_init_device()` and lives as long
+        // as the vfio device (type invariant); zapping a whole mapping
+        // takes its own locks.
+        unsafe { bindings::unmap_mapping_range(self.mapping(), 0, 0, 1) };
+    }
+}
 
 /// `memory_lock` held for reading.
 ///
@@ -19,7 +55,7 @@ pub(crate) struct MemoryRead<'a>(&'a CoreDevice);
 
 impl<'a> MemoryRead<'a> {
     /// Takes the lock for reading; may sleep.
-    pub(super) fn new(dev: &'a CoreDevice) -> Self {
+    fn new(dev: &'a CoreDevice) -> Self {
         // SAFETY: the rwsem was initialised by `vfio_pci_core_init_dev()`
         // (`CoreDevice` invariant).
         unsafe { bindings::down_read(dev.memory_lock()) };
@@ -99,7 +135,7 @@ pub(crate) struct MemoryWrite<'a>(&'a CoreDevice);
 
 impl<'a> MemoryWrite<'a> {
     /// Takes the lock for writing; may sleep.
-    pub(super) fn new(dev: &'a CoreDevice) -> Self {
+    fn new(dev: &'a CoreDevice) -> Self {
         // SAFETY: the rwsem was initialised by `vfio_pci_core_init_dev()`
         // (`CoreDevice` invariant).
         unsafe { bindings::down_write(dev.memory_lock()) };

@@ -72,103 +72,20 @@
 
 mod adapter;
 mod device;
+mod driver;
 mod fault;
 #[cfg(CONFIG_KUNIT)]
 pub(crate) mod kunit;
 mod memory;
 mod pfnmap;
+mod uapi;
 mod vma;
 
 pub(crate) use adapter::{DeviceId, Registration};
 pub(crate) use device::{CoreDevice, Device, OpenDevice};
+pub(crate) use driver::Driver;
 pub(crate) use fault::{cond_resched, signal_pending, Fault, VmFault};
 pub(crate) use memory::{MemoryRead, MemoryWrite};
 pub(crate) use pfnmap::{lookup_pfn, VmaId, Vmas};
+pub(crate) use uapi::{ioctl, CONFIG_REGION_INDEX, OFFSET_SHIFT, ROM_REGION_INDEX};
 pub(crate) use vma::{file_holding, pgoff, BarMapping, VmOps, VmaHandler};
-
-use kernel::{bindings, mm::virt::VmaNew, prelude::*, uaccess::UserPtr};
-
-/// Bits of a device file offset that address bytes within one region
-/// (`VFIO_PCI_OFFSET_SHIFT`): the region index is the offset shifted right
-/// by this.
-pub(crate) const OFFSET_SHIFT: u32 = bindings::VFIO_PCI_OFFSET_SHIFT;
-/// Index of the PCI config space region (`VFIO_PCI_CONFIG_REGION_INDEX`).
-pub(crate) const CONFIG_REGION_INDEX: u64 = bindings::VFIO_PCI_CONFIG_REGION_INDEX as u64;
-/// Index of the expansion ROM region (`VFIO_PCI_ROM_REGION_INDEX`): regions
-/// below it are the six BARs.
-pub(crate) const ROM_REGION_INDEX: u64 = bindings::VFIO_PCI_ROM_REGION_INDEX as u64;
-
-/// `ioctl` commands a variant driver may want to recognise.
-pub(crate) mod ioctl {
-    use kernel::{bindings, ioctl::_IO};
-
-    /// `VFIO_DEVICE_RESET`.
-    pub(crate) const DEVICE_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 11);
-    /// `VFIO_DEVICE_PCI_HOT_RESET`.
-    pub(crate) const PCI_HOT_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 13);
-}
-
-/// A VFIO PCI variant driver.
-///
-/// The implementing type is the driver-wide data (for example a debugfs
-/// root), owned by its [`Registration`]. Every callback other than
-/// [`Driver::init`] gets it as `self`.
-///
-/// Methods with a default implementation call the vfio-pci core, which is
-/// what the stock vfio-pci driver does.
-pub(crate) trait Driver: Send + Sync + Sized + 'static {
-    /// Name of the PCI driver (`pci_driver.name`, the module's name in sysfs).
-    const NAME: &'static CStr;
-    /// Name of the `vfio_device_ops` (`vfio_device_ops.name`).
-    const OPS_NAME: &'static CStr;
-    /// The driver's data of each device, stored after the core device.
-    type Data: Send + Sync + 'static;
-
-    /// Initialises a device's data (`vfio_device_ops.init`, called by
-    /// `_vfio_alloc_device()` after `vfio_pci_core_init_dev()`). It is
-    /// dropped in `vfio_device_ops.release`, before the core releases its
-    /// part.
-    fn init(core: &CoreDevice) -> impl PinInit<Self::Data, Error>;
-
-    /// Called at the end of PCI probe, once the device is registered with
-    /// the vfio core (userspace may open it from now on). An error
-    /// unregisters it again and fails the probe.
-    fn probe(&self, _dev: &Device<Self::Data>) -> Result {
-        Ok(())
-    }
-
-    /// Called at the start of PCI remove, before the device is
-    /// unregistered from the vfio core (which waits until every user has
-    /// closed it).
-    fn remove(&self, _dev: &Device<Self::Data>) {}
-
-    /// `vfio_device_ops.mmap`.
-    fn mmap(dev: &OpenDevice<'_, Self::Data>, vma: &VmaNew) -> Result {
-        dev.core_mmap(vma).map(|_| ())
-    }
-
-    /// `vfio_device_ops.write`: `count` bytes from `buf` at `*pos`.
-    fn write(
-        dev: &OpenDevice<'_, Self::Data>,
-        buf: UserPtr,
-        count: usize,
-        pos: &mut i64,
-    ) -> Result<usize> {
-        dev.core_write(buf, count, pos)
-    }
-
-    /// `vfio_device_ops.ioctl`.
-    fn ioctl(dev: &OpenDevice<'_, Self::Data>, cmd: u32, arg: usize) -> Result<isize> {
-        dev.core_ioctl(cmd, arg)
-    }
-
-    /// `vfio_device_ops.device_feature` (`VFIO_DEVICE_FEATURE`).
-    fn device_feature(
-        dev: &OpenDevice<'_, Self::Data>,
-        flags: u32,
-        arg: UserPtr,
-        argsz: usize,
-    ) -> Result {
-        dev.core_device_feature(flags, arg, argsz)
-    }
-}

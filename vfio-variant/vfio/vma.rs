@@ -5,11 +5,11 @@
 //! [`VmOps`] builds from it, and [`file_holding`] (an anon-inode file that
 //! keeps another file alive, to move a vma off the device inode).
 
-use super::{Device, Fault, VmFault};
+use super::{Device, Fault, OpenDevice, VmFault};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
-    error::from_err_ptr,
+    error::{from_err_ptr, to_result},
     fs::File,
     mm::virt::{VmaNew, VmaRef},
     prelude::*,
@@ -209,6 +209,21 @@ impl<'a, D> BarMapping<'a, D> {
 pub(crate) fn pgoff(vma: &VmaRef) -> u64 {
     // SAFETY: reading a field of a valid vma.
     unsafe { (*vma.as_ptr()).vm_pgoff as u64 }
+}
+
+impl<D> OpenDevice<'_, D> {
+    /// The core's mmap (`vfio_pci_core_mmap()`): validates the request
+    /// exactly as the stock driver does (MAP_SHARED only, region index,
+    /// range, mappable BAR) and sets the vma up for the core's fault path,
+    /// with `vm_private_data` pointing at the core device. The returned
+    /// [`BarMapping`] lets the caller take the fault path over.
+    pub(crate) fn core_mmap<'v>(&self, vma: &'v VmaNew) -> Result<BarMapping<'v, D>> {
+        // SAFETY: the device is open (type invariant) and `vma` is being
+        // mmapped (`VmaNew` invariant).
+        to_result(unsafe { bindings::vfio_pci_core_mmap(self.core().vfio(), vma.as_ptr()) })?;
+        // SAFETY: the core set `vm_private_data` to this device's core.
+        Ok(unsafe { BarMapping::new(vma) })
+    }
 }
 
 /// `file_operations` of [`file_holding`]'s files: release drops the held
