@@ -94,8 +94,9 @@ fn with_open_device<R>(
     let r = with_device(|dev| {
         let opened = match dev.core().test_open() {
             Ok(o) => o,
-            Err(_) => {
-                testing::skip(c"the bound device is open in userspace");
+            Err(e) => {
+                pr_info!("KUnit: cannot open the bound device: {:?}\n", e);
+                testing::skip(c"the bound device cannot be opened through /dev/vfio/devices (open in userspace?)");
                 return None;
             }
         };

@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit support (built with `CONFIG_KUNIT` only): finding a bound device,
-//! a test thread's user mappings (`kunit_vm_mmap`, as guards that unmap
-//! when dropped), a stand-in for a VFIO device file, PTE presence and vma
-//! lookups, the fork page-table copy done by hand, and fault injection into
-//! the fallible steps.
+//! opening it as userspace does, a test thread's user mappings
+//! (`kunit_vm_mmap`, as guards that unmap when dropped), PTE presence and
+//! vma lookups, the fork page-table copy done by hand, and fault injection
+//! into the fallible steps.
 //!
-//! The stand-in file does not hold the device open: a vma of it left
-//! mapped after the test closed the device would fault into a closed
-//! device. Hence the [`Mapping`] guards.
+//! A test opens the device through the kernel's own interfaces, the cdev
+//! path of userspace: it opens `vfio/devices/<name>` and `iommu` in
+//! devtmpfs and binds the two with `VFIO_DEVICE_BIND_IOMMUFD` (the iommufd
+//! installed in the test thread's file table) through the device file's
+//! `unlocked_ioctl`; config writes go through the file's
+//! `write`, mappings through `kunit_vm_mmap()` of the file. While the test
+//! has the device bound, userspace cannot open it (the cdev path refuses a
+//! second bind, the group path is blocked). Closing releases the file and
+//! waits for the release ([`Opened`]'s drop).
 //!
-//! The device-file stand-in is what `vfio_device_fops` gives userspace in
-//! the ways that matter here: `f_mapping` is the device inode's
-//! address_space (as group.c and device_cdev.c set it) and `->mmap` goes to
-//! the device's `vfio_device_ops.mmap`. The device is opened the way the
-//! vfio core's first open does it, with the device set lock held for the
-//! whole test so that userspace cannot open it meanwhile.
+//! A vma left mapped after the test closed the device would keep the
+//! device file, and so the device, open. Hence the [`Mapping`] guards.
 
 use super::{lookup_pfn, CoreDevice, Device, Driver, MemoryWrite, VmFault, Vmas};
 use core::ptr::NonNull;
@@ -205,36 +207,162 @@ fn step() -> Result {
     }
 }
 
-/// The device opened for a test. Closing happens on drop.
+/// The device opened for a test through its character device (see the
+/// module doc). Closing happens on drop.
 pub(crate) struct Opened<'a> {
     dev: &'a CoreDevice,
+    /// The device file; `None` only while dropping.
+    file: Option<ARef<File>>,
+    /// The iommufd's file descriptor, in the test thread's file table.
+    iommufd: c_int,
+}
+
+/// `VFIO_DEVICE_BIND_IOMMUFD`.
+const BIND_IOMMUFD: u32 = kernel::ioctl::_IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 18);
+
+/// devtmpfs, mounted for the kernel alone (in no mount namespace): a test
+/// thread's paths resolve in the initial namespace, where `/dev` need not
+/// be devtmpfs (virtme-ng guests mount it in their own), so device nodes
+/// are opened relative to this mount instead.
+///
+/// # Invariants
+///
+/// `self.0` is a mount made by `vfs_kern_mount()`, put when dropped.
+struct DevMount(*mut bindings::vfsmount);
+
+impl DevMount {
+    /// Mounts devtmpfs (every mount shares its one superblock).
+    fn new() -> Result<Self> {
+        // SAFETY: a C string; returns a reference on the type, or NULL.
+        let ty = unsafe { bindings::get_fs_type(c"devtmpfs".as_char_ptr()) };
+        if ty.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: `ty` is a registered file system type we hold; no data.
+        let mnt = unsafe {
+            bindings::vfs_kern_mount(ty, 0, c"devtmpfs".as_char_ptr(), core::ptr::null_mut())
+        };
+        // SAFETY: drops the module reference `get_fs_type()` took (what
+        // the unexported `put_filesystem()` does).
+        unsafe { bindings::module_put((*ty).owner) };
+        // INVARIANT: a mount made by `vfs_kern_mount()`.
+        Ok(Self(from_err_ptr(mnt)?))
+    }
+
+    /// Opens the device node at `path` (relative to the devtmpfs root)
+    /// read/write.
+    fn open(&self, path: &CStr) -> Result<ARef<File>> {
+        let root = bindings::path {
+            mnt: self.0,
+            // SAFETY: the mount is valid (type invariant).
+            dentry: unsafe { (*self.0).mnt_root },
+        };
+        // SAFETY: `root` is a valid path held by our mount; `path` is a C
+        // string; returns a new reference or an error pointer.
+        let f = from_err_ptr(unsafe {
+            bindings::file_open_root(&root, path.as_char_ptr(), bindings::O_RDWR as c_int, 0)
+        })
+        .inspect_err(|e| pr_info!("KUnit: cannot open /dev/{}: {:?}\n", path, e))?;
+        // SAFETY: a new reference we now own.
+        Ok(unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(f))) })
+    }
+}
+
+impl Drop for DevMount {
+    fn drop(&mut self) {
+        // SAFETY: ours (type invariant); open files hold their own reference.
+        unsafe { bindings::mntput(self.0) };
+    }
+}
+
+/// Runs the files released by kernel threads (a test thread's `fput()`s are
+/// deferred to a work item), so that a release has happened on return.
+fn flush_releases() {
+    // SAFETY: always safe to call from process context.
+    unsafe { bindings::flush_delayed_fput() };
 }
 
 impl CoreDevice {
-    /// Opens the device like vfio's first open, holding the device set lock
-    /// until the returned guard drops. `EBUSY` if userspace has it open.
+    /// Opens the device through `/dev/vfio/devices/<name>` and binds it to
+    /// a new iommufd, as userspace does; the returned guard closes it.
+    /// Fails if userspace has the device open.
     pub(crate) fn test_open(&self) -> Result<Opened<'_>> {
-        let v = self.vfio();
-        // SAFETY: `dev_set` is assigned at registration and outlives the
-        // device; the lock serialises open/close as in vfio_main.c.
-        unsafe {
-            bindings::mutex_lock(&raw mut (*(*v).dev_set).lock);
-            if (*v).open_count != 0 {
-                bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
-                return Err(EBUSY);
-            }
-            (*v).open_count = 1;
-            let ret = match (*(*v).ops).open_device {
-                Some(open) => open(v),
-                None => 0,
-            };
-            if ret != 0 {
-                (*v).open_count = 0;
-                bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
-                return Err(Error::from_errno(ret));
-            }
+        // SAFETY: the `struct device` of a registered vfio device is valid;
+        // it is the device of its character device.
+        let cdev: &kernel::device::Device =
+            unsafe { kernel::device::Device::from_raw(&raw mut (*self.vfio()).device) };
+        let mut path = [0u8; 80];
+        let name = cdev.name().to_bytes();
+        let prefix = b"vfio/devices/";
+        let len = prefix.len() + name.len();
+        if len >= path.len() {
+            return Err(ENAMETOOLONG);
         }
-        Ok(Opened { dev: self })
+        path[..prefix.len()].copy_from_slice(prefix);
+        path[prefix.len()..len].copy_from_slice(name);
+        let path = CStr::from_bytes_with_nul(&path[..=len]).map_err(|_| EINVAL)?;
+        let dev = DevMount::new()?;
+        let iommu = dev.open(c"iommu")?;
+        // SAFETY: always safe to call; the file table is the test thread's.
+        let fd = unsafe { bindings::get_unused_fd_flags(bindings::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::from_errno(fd));
+        }
+        // SAFETY: `fd` is reserved above; `fd_install` consumes our reference.
+        unsafe { bindings::fd_install(fd as c_uint, ARef::into_raw(iommu).as_ptr().cast()) };
+        let mut opened = Opened {
+            dev: self,
+            file: None,
+            iommufd: fd,
+        };
+        let file = dev.open(path)?;
+        drop(dev);
+        let arg = UserPage::new()?;
+        // struct vfio_device_bind_iommufd without the token: argsz, flags,
+        // iommufd, out_devid.
+        let mut bind = [0u8; 16];
+        bind[0..4].copy_from_slice(&16u32.to_ne_bytes());
+        bind[8..12].copy_from_slice(&fd.to_ne_bytes());
+        UserSlice::new(UserPtr::from_addr(arg.0.addr), bind.len())
+            .writer()
+            .write_slice(&bind)?;
+        // SAFETY: a VFIO device file has `unlocked_ioctl`; the argument is a
+        // user address of the test's mm holding the struct.
+        let ret = unsafe {
+            match (*(*file.as_ptr()).f_op).unlocked_ioctl {
+                Some(ioctl) => ioctl(file.as_ptr(), BIND_IOMMUFD, arg.0.addr),
+                None => EINVAL.to_errno() as c_long,
+            }
+        };
+        opened.file = Some(file);
+        if ret < 0 {
+            return Err(Error::from_errno(ret as c_int));
+        }
+        Ok(opened)
+    }
+}
+
+/// One page of user memory for an ioctl argument, unmapped when dropped.
+struct UserPage(Mapping);
+
+impl UserPage {
+    fn new() -> Result<Self> {
+        // SAFETY: as `map_anon`, without a fault injection step.
+        let addr = check_addr(unsafe {
+            bindings::kunit_vm_mmap(
+                current_test(),
+                core::ptr::null_mut(),
+                0,
+                PAGE_SIZE,
+                PROT_RW,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                0,
+            )
+        })?;
+        Ok(Self(Mapping {
+            addr,
+            len: PAGE_SIZE,
+        }))
     }
 }
 
@@ -270,14 +398,19 @@ impl Opened<'_> {
         UserSlice::new(UserPtr::from_addr(scratch), data.len())
             .writer()
             .write_slice(data)?;
-        let v = self.dev.vfio();
+        let file = self.file.as_ref().ok_or(EBADF)?;
         let mut pos = ((u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX) << super::OFFSET_SHIFT)
             + offset) as bindings::loff_t;
-        // SAFETY: the device is open; `scratch` is a user address of the
-        // current (test) mm holding `data.len()` bytes.
+        // SAFETY: the file is an open VFIO device file; `scratch` is a user
+        // address of the current (test) mm holding `data.len()` bytes.
         let ret = unsafe {
-            match (*(*v).ops).write {
-                Some(w) => w(v, scratch as *const c_char, data.len(), &mut pos),
+            match (*(*file.as_ptr()).f_op).write {
+                Some(w) => w(
+                    file.as_ptr(),
+                    scratch as *const c_char,
+                    data.len(),
+                    &mut pos,
+                ),
                 None => return Err(EINVAL),
             }
         };
@@ -290,15 +423,12 @@ impl Opened<'_> {
 
 impl Drop for Opened<'_> {
     fn drop(&mut self) {
-        let v = self.dev.vfio();
-        // SAFETY: opened in `test_open()`, which left the set lock held.
-        unsafe {
-            if let Some(close) = (*(*v).ops).close_device {
-                close(v);
-            }
-            (*v).open_count = 0;
-            bindings::mutex_unlock(&raw mut (*(*v).dev_set).lock);
-        }
+        // The device file first: its release unbinds and closes the device.
+        drop(self.file.take());
+        flush_releases();
+        // SAFETY: installed by `test_open()`, ours to close.
+        unsafe { bindings::close_fd(self.iommufd as c_uint) };
+        flush_releases();
     }
 }
 
@@ -326,53 +456,10 @@ pub(crate) fn set_vconfig_memory(dev: &CoreDevice, _mem: &MemoryWrite<'_>, on: b
     }
 }
 
-/// `->mmap` of the device-file stand-in: the device's own mmap.
-///
-/// # Safety
-///
-/// Only called by the kernel through the ops table it is registered in,
-/// with the arguments that callback's C contract guarantees.
-unsafe extern "C" fn stand_in_mmap(
-    file: *mut bindings::file,
-    vma: *mut bindings::vm_area_struct,
-) -> c_int {
-    // SAFETY: `private_data` is the vfio device (set in `device_file`), open
-    // for the duration of the test.
-    unsafe {
-        let v = (*file).private_data.cast::<bindings::vfio_device>();
-        match (*(*v).ops).mmap {
-            Some(m) => m(v, vma),
-            None => EINVAL.to_errno(),
-        }
-    }
-}
-
-/// The stand-in's `file_operations`.
-const STAND_IN_FOPS: bindings::file_operations = bindings::file_operations {
-    mmap: Some(stand_in_mmap),
-    ..pin_init::zeroed()
-};
-
-/// A file standing in for a VFIO device file of `dev` (see the module doc).
+/// The device file of an opened device, for mapping it.
 pub(crate) fn device_file(dev: &Opened<'_>) -> Result<ARef<File>> {
     step()?;
-    // SAFETY: the fops are a promoted constant; `private_data` is only used
-    // by `stand_in_mmap` while the device is open (the test unmaps first).
-    let f = unsafe {
-        bindings::anon_inode_getfile(
-            c"[vfio-variant-kunit]".as_char_ptr(),
-            &STAND_IN_FOPS,
-            dev.dev.vfio().cast(),
-            bindings::O_RDWR as c_int,
-        )
-    };
-    let f = from_err_ptr(f)?;
-    // SAFETY: `anon_inode_getfile` returned a new reference we now own.
-    let f = unsafe { ARef::from_raw(NonNull::from(File::from_raw_file(f))) };
-    // SAFETY: the file is ours and not yet used; this is what vfio's open
-    // paths do (`filep->f_mapping = device->inode->i_mapping`).
-    unsafe { (*f.as_ptr()).f_mapping = dev.dev.mapping() };
-    Ok(f)
+    dev.file.clone().ok_or(EBADF)
 }
 
 fn check_addr(addr: c_ulong) -> Result<usize> {
