@@ -41,18 +41,13 @@ impl VariantDriver {
         module: &'static ThisModule,
         extra_id: u32,
     ) -> impl PinInit<Driver, Error> {
-        let mock = DeviceId::new(VENDOR, DEVICE);
-        let ids = if extra_id == 0 {
-            [mock, mock]
-        } else {
-            [
-                mock,
-                DeviceId::new((extra_id >> 16) as u16, extra_id as u16),
-            ]
-        };
-        let n = if extra_id == 0 { 1 } else { 2 };
+        let ids = [
+            DeviceId::new(VENDOR, DEVICE),
+            DeviceId::new((extra_id >> 16) as u16, extra_id as u16),
+        ];
+        let ids = if extra_id == 0 { &ids[..1] } else { &ids[..] };
         let root = Dir::new(c"vfio_variant");
-        vfio::Registration::new(module, VariantDriver { root }, &ids[..n])
+        vfio::Registration::new(module, VariantDriver { root }, ids)
     }
 }
 

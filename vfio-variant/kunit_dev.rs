@@ -24,7 +24,10 @@ use crate::{
     device::{DevRef, Mode, VariantDevice},
     driver::VariantDriver,
     mapping, region,
-    vfio::kunit::{self as testing, Opened},
+    vfio::{
+        kunit::{self as testing, Opened},
+        pci::{COMMAND as PCI_COMMAND, COMMAND_MEMORY, PM_CTRL as PCI_PM_CTRL},
+    },
 };
 use kernel::{
     prelude::*,
@@ -38,10 +41,6 @@ use kernel::{
 
 /// Length of each test mapping (16 pages: too small for a PMD).
 const LEN: usize = 16 * region::PAGE_SIZE;
-
-/// `PCI_COMMAND` offset and its memory-enable bit.
-const PCI_COMMAND: u64 = 0x4;
-const COMMAND_MEMORY: u16 = 0x2;
 
 /// What one scenario observed.
 #[derive(Debug, Default)]
@@ -243,8 +242,7 @@ pub(crate) fn fail_each_step(
     Some(Err(E2BIG))
 }
 
-/// PMCSR's offset in the power management capability, and its states.
-const PCI_PM_CTRL: u64 = 0x4;
+/// PMCSR's power states.
 const D0: u16 = 0;
 const D3HOT: u16 = 3;
 

@@ -71,13 +71,13 @@ impl<T: Driver> Registration<T> {
         driver: T,
         ids: &[DeviceId],
     ) -> impl PinInit<Self, Error> {
-        let mut table = KVec::with_capacity(ids.len() + 1, GFP_KERNEL);
-        if let Ok(t) = &mut table {
-            // Capacity reserved above: these cannot fail.
+        let table = (|| -> Result<KVec<DeviceId>> {
+            let mut t = KVec::with_capacity(ids.len() + 1, GFP_KERNEL)?;
             for id in Iterator::chain(ids.iter(), [&DeviceId::END]) {
-                let _ = t.push(*id, GFP_KERNEL);
+                t.push(*id, GFP_KERNEL)?;
             }
-        }
+            Ok(t)
+        })();
         try_pin_init!(&this in Self {
             ids: table?,
             driver,

@@ -211,20 +211,23 @@ impl<D> Device<D> {
         let driver = unsafe { (*(*me).dev).driver };
         // SAFETY: `set` is valid (above); its lock guards `device_list`.
         unsafe { bindings::mutex_lock(&raw mut (*set).lock) };
-        // SAFETY: under the set's lock every entry of `device_list` is the
-        // `dev_set_list` of a registered, hence bound and alive, vfio
-        // device; one whose PCI device is bound by our PCI driver was
-        // allocated by our probe as a `Self` with its data initialised.
-        unsafe {
-            let head = &raw mut (*set).device_list;
-            let mut pos = (*head).next;
-            while pos != head {
-                let vdev = container_of!(pos, bindings::vfio_device, dev_set_list);
-                if (*(*vdev).dev).driver == driver {
-                    f(Self::from_vfio(vdev));
-                }
-                pos = (*pos).next;
+        // SAFETY: `set` is valid; its list is walked under its lock.
+        let head = unsafe { &raw mut (*set).device_list };
+        // SAFETY: as above.
+        let mut pos = unsafe { (*head).next };
+        while pos != head {
+            // SAFETY: under the set's lock every entry of `device_list` is
+            // the `dev_set_list` of a registered vfio device.
+            let vdev = unsafe { container_of!(pos, bindings::vfio_device, dev_set_list) };
+            // SAFETY: a registered device's parent is bound, so valid.
+            if unsafe { (*(*vdev).dev).driver } == driver {
+                // SAFETY: bound by our PCI driver, so allocated by its probe
+                // as a `Self` with its data initialised; alive while it is
+                // registered, which the set's lock guarantees meanwhile.
+                f(unsafe { Self::from_vfio(vdev) });
             }
+            // SAFETY: as for `head`.
+            pos = unsafe { (*pos).next };
         }
         // SAFETY: taken above.
         unsafe { bindings::mutex_unlock(&raw mut (*set).lock) };

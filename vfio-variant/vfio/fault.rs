@@ -5,6 +5,10 @@
 
 use kernel::{bindings, mm::virt::VmaRef};
 
+/// Order of a PMD-sized entry (512 pages on x86-64): the order of the
+/// `->huge_fault` calls a BAR mapping can serve.
+pub(crate) const PMD_ORDER: u32 = bindings::PMD_ORDER;
+
 /// A `vm_fault_t` result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct VmFault(pub(crate) bindings::vm_fault_t);

@@ -19,7 +19,7 @@
 //! A vma left mapped after the test closed the device would keep the
 //! device file, and so the device, open. Hence the [`Mapping`] guards.
 
-use super::{lookup_pfn, CoreDevice, Device, Driver, MemoryWrite, VmFault, Vmas};
+use super::{memory::MemoryWrite, pfnmap::lookup_pfn, CoreDevice, Device, Driver, VmFault, Vmas};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -342,27 +342,13 @@ impl CoreDevice {
     }
 }
 
-/// One page of user memory for an ioctl argument, unmapped when dropped.
+/// One page of user memory for an ioctl argument, unmapped when dropped
+/// (mapped without a fault injection step).
 struct UserPage(Mapping);
 
 impl UserPage {
     fn new() -> Result<Self> {
-        // SAFETY: as `map_anon`, without a fault injection step.
-        let addr = check_addr(unsafe {
-            bindings::kunit_vm_mmap(
-                current_test(),
-                core::ptr::null_mut(),
-                0,
-                PAGE_SIZE,
-                PROT_RW,
-                MAP_PRIVATE | MAP_ANONYMOUS,
-                0,
-            )
-        })?;
-        Ok(Self(Mapping {
-            addr,
-            len: PAGE_SIZE,
-        }))
+        anon(PAGE_SIZE).map(Self)
     }
 }
 
@@ -371,7 +357,7 @@ impl Opened<'_> {
     pub(crate) fn mappable_bar(&self) -> Option<(usize, usize)> {
         let p = self.dev.as_ptr();
         let mut best = None;
-        for i in 0..6usize {
+        for i in 0..bindings::PCI_STD_NUM_BARS as usize {
             // SAFETY: the device is enabled; `bar_mmap_supported` was filled by
             // `vfio_pci_core_finish_enable()`; resources are fixed while bound.
             let (ok, len) = unsafe {
@@ -399,8 +385,8 @@ impl Opened<'_> {
             .writer()
             .write_slice(data)?;
         let file = self.file.as_ref().ok_or(EBADF)?;
-        let mut pos = ((u64::from(bindings::VFIO_PCI_CONFIG_REGION_INDEX) << super::OFFSET_SHIFT)
-            + offset) as bindings::loff_t;
+        let mut pos =
+            ((super::CONFIG_REGION_INDEX << super::OFFSET_SHIFT) + offset) as bindings::loff_t;
         // SAFETY: the file is an open VFIO device file; `scratch` is a user
         // address of the current (test) mm holding `data.len()` bytes.
         let ret = unsafe {
@@ -437,8 +423,8 @@ impl Drop for Opened<'_> {
 /// write (`_mem`), but without the zap and the hardware write that go with
 /// it: for a test that plays a core transition in progress.
 pub(crate) fn set_vconfig_memory(dev: &CoreDevice, _mem: &MemoryWrite<'_>, on: bool) {
-    const COMMAND: usize = 0x4;
-    const MEMORY: u8 = 0x2;
+    const COMMAND: usize = bindings::PCI_COMMAND as usize;
+    const MEMORY: u8 = bindings::PCI_COMMAND_MEMORY as u8;
     // SAFETY: `vconfig` is the open device's virtual config space (at least
     // 256 bytes), or NULL once closed; the core reads and writes it with
     // `memory_lock` held, which the caller holds for write.
@@ -517,6 +503,11 @@ pub(crate) fn map_file(file: &File, hint: usize, len: usize, offset: u64) -> Res
 /// the returned guard drops.
 pub(crate) fn map_anon(len: usize) -> Result<Mapping> {
     step()?;
+    anon(len)
+}
+
+/// [`map_anon`] without the fault injection step.
+fn anon(len: usize) -> Result<Mapping> {
     // SAFETY: as `map_file`, without a file.
     let addr = check_addr(unsafe {
         bindings::kunit_vm_mmap(

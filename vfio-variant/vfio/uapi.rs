@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Values of the VFIO uAPI (`include/uapi/linux/vfio.h`) a variant driver
-//! needs: the region layout of a device file and ioctl numbers.
+//! needs: the region layout of a device file and ioctl numbers; and the PCI
+//! config space registers (`include/uapi/linux/pci_regs.h`) its users write
+//! through the config region.
 
 use kernel::bindings;
 
@@ -23,4 +25,16 @@ pub(crate) mod ioctl {
     pub(crate) const DEVICE_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 11);
     /// `VFIO_DEVICE_PCI_HOT_RESET`.
     pub(crate) const PCI_HOT_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 13);
+}
+
+/// PCI config space registers and bits.
+pub(crate) mod pci {
+    use kernel::bindings;
+
+    /// The Command register (`PCI_COMMAND`).
+    pub(crate) const COMMAND: u64 = bindings::PCI_COMMAND as u64;
+    /// Its Memory Space Enable bit (`PCI_COMMAND_MEMORY`).
+    pub(crate) const COMMAND_MEMORY: u16 = bindings::PCI_COMMAND_MEMORY as u16;
+    /// PMCSR's offset in the power management capability (`PCI_PM_CTRL`).
+    pub(crate) const PM_CTRL: u64 = bindings::PCI_PM_CTRL as u64;
 }

@@ -81,6 +81,7 @@ impl<H: VmaHandler> VmOps<H> {
     /// The device `vma` maps if it is one of this table's mappings, `None`
     /// for any other vma. The borrow of the vma bounds the result: the vma
     /// pins a file that holds the device open.
+    #[cfg_attr(not(CONFIG_KUNIT), allow(dead_code))]
     pub(crate) fn device_of<'a>(&'static self, vma: &'a VmaRef) -> Option<&'a Device<H::Data>> {
         // SAFETY: reading a field of a valid vma.
         let ops = unsafe { (*vma.as_ptr()).vm_ops };
