@@ -80,7 +80,7 @@ fn show_pte_only(_dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn show_present(dev: &DevRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match crate::mm::present_pages(dev.core().as_ptr().cast()) {
+    match dev.core().present_pages() {
         Some(n) => writeln!(f, "{n}"),
         None => writeln!(f, "-1"),
     }

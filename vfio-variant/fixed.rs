@@ -16,57 +16,30 @@
 //! memory is disabled or once the device is being removed.
 
 use crate::{
+    bar::span_of,
     counters::Counters,
-    device::VariantDevice,
-    legacy,
-    mm::{cond_resched, signal_pending, Fault, VmFault, VmOps},
+    device::{State, VariantDevice},
     region::{self, Span},
-    vfio::MemoryRead,
+    vfio::{cond_resched, signal_pending, Fault, MemoryRead, VmFault, VmOps, VmaHandler},
 };
 use core::ops::Range;
-use kernel::{bindings, mm::virt::VmaRef, prelude::*};
+
+/// The fixed fault path, as a [`VmaHandler`].
+pub(crate) struct Fixed;
+
+impl VmaHandler for Fixed {
+    type Data = State;
+    const HAS_HUGE_FAULT: bool = true;
+
+    /// `vm_ops->fault` (order 0) and `->huge_fault` (PMD order; PUD, not
+    /// supported here, falls back).
+    fn fault(dev: &VariantDevice, f: &Fault<'_>, order: u32) -> VmFault {
+        handle(dev, f, order)
+    }
+}
 
 /// vm_ops of fixed-mode BAR mappings.
-pub(crate) static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
-    fault: Some(fault),
-    huge_fault: Some(huge_fault),
-    // SAFETY: all-zero is a valid `vm_operations_struct` (no callbacks).
-    ..unsafe { core::mem::zeroed() }
-});
-
-/// Whether faults may insert PMD entries: the architecture maps PFNs with
-/// PMDs and the module was not loaded with `pte_only=1` (the workaround
-/// for kernels whose fork can leak a revoked PMD, see README.md).
-pub(crate) fn pmds_allowed() -> bool {
-    cfg!(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && !crate::module_parameters::pte_only.value()
-}
-
-/// The device and span of a BAR mapping of this driver's, either mode:
-/// `None` for any other vma.
-///
-/// A vma is this driver's if its `vm_ops` is one of the driver's tables,
-/// which only its `mmap` installs, right after `vfio_pci_core_mmap()` set
-/// `vm_private_data` to the core device of a `VariantDevice` (as
-/// nvgrace-gpu's `vma_to_nvdev()` checks). The device outlives the vma:
-/// the vma pins the device file (legacy mode: through its own file), and
-/// the device is not freed while a file of it is open. The borrow of the
-/// vma bounds the result.
-pub(crate) fn span_of(vma: &VmaRef) -> Option<(&VariantDevice, Span)> {
-    if !crate::mm::has_ops(vma, &VM_OPS) && !crate::mm::has_ops(vma, &legacy::VM_OPS) {
-        return None;
-    }
-    // SAFETY: the vma is ours (checked above), so `vm_private_data` is the
-    // core device of a live `VariantDevice` that outlives the vma borrow.
-    let dev = unsafe { VariantDevice::from_core(crate::mm::private_data(vma).cast()) };
-    let (index, pgoff) = region::split_pgoff(crate::mm::pgoff(vma));
-    let span = Span {
-        start: vma.start(),
-        end: vma.end(),
-        pfn: dev.core().bar_pfn(index as usize) + pgoff as usize,
-        huge: pmds_allowed(),
-    };
-    Some((dev, span))
-}
+pub(crate) static VM_OPS: VmOps<Fixed> = VmOps::new();
 
 /// Pages inserted between two chances for writers of `memory_lock` and
 /// for the scheduler.
@@ -118,11 +91,8 @@ fn fill<'a>(
     }
 }
 
-fn handle(f: &Fault<'_>, order: u32) -> VmFault {
-    let Some((dev, span)) = span_of(f.vma()) else {
-        // Not reachable: only this driver's vmas have these vm_ops.
-        return VmFault::SIGBUS;
-    };
+fn handle(dev: &VariantDevice, f: &Fault<'_>, order: u32) -> VmFault {
+    let span = span_of(dev, f.vma());
     let c = dev.counters();
     if order == region::PMD_ORDER {
         if span.pmd_chunk(f.address()).is_none() {
@@ -155,31 +125,4 @@ fn handle(f: &Fault<'_>, order: u32) -> VmFault {
     Counters::bump(if order == 0 { &c.ptes } else { &c.pmds });
     fill(dev, f, &span, &span.fill_ranges(f.address(), order), mem);
     ret
-}
-
-/// `vm_ops->fault`: order-0 fault.
-///
-/// # Safety
-///
-/// Only called by the kernel through the ops table it is registered in,
-/// with the arguments that callback's C contract guarantees.
-unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-    // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
-    let f = unsafe { Fault::from_raw(vmf) };
-    handle(&f, 0).0
-}
-
-/// `vm_ops->huge_fault`: PMD (and, unsupported here, PUD) order.
-///
-/// # Safety
-///
-/// Only called by the kernel through the ops table it is registered in,
-/// with the arguments that callback's C contract guarantees.
-unsafe extern "C" fn huge_fault(
-    vmf: *mut bindings::vm_fault,
-    order: c_uint,
-) -> bindings::vm_fault_t {
-    // SAFETY: called by the mm with a valid `vm_fault` for a locked vma.
-    let f = unsafe { Fault::from_raw(vmf) };
-    handle(&f, order).0
 }

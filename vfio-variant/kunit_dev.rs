@@ -22,8 +22,12 @@
 use crate::{
     counters::Snapshot,
     device::{DevRef, Mode, VariantDevice},
-    driver, fixed, region,
-    testing::{self, Opened},
+    driver::VariantDriver,
+    mapping, region,
+    vfio::{
+        kunit::{self as testing, Opened},
+        pci::{COMMAND as PCI_COMMAND, COMMAND_MEMORY, PM_CTRL as PCI_PM_CTRL},
+    },
 };
 use kernel::{
     prelude::*,
@@ -32,15 +36,11 @@ use kernel::{
         Arc, Completion,
     },
     time::{delay::fsleep, Delta},
-    workqueue,
+    workqueue, ThisModule,
 };
 
 /// Length of each test mapping (16 pages: too small for a PMD).
 const LEN: usize = 16 * region::PAGE_SIZE;
-
-/// `PCI_COMMAND` offset and its memory-enable bit.
-const PCI_COMMAND: u64 = 0x4;
-const COMMAND_MEMORY: u16 = 0x2;
 
 /// What one scenario observed.
 #[derive(Debug, Default)]
@@ -67,8 +67,21 @@ pub(crate) struct Obs {
     pub(crate) mem_off: Snapshot,
     /// Whether touching vma 2 after re-enabling memory succeeded.
     pub(crate) v2_readable_mem_on: bool,
-    /// Whether `span_of` took vma 1 for a mapping of this device.
+    /// Whether `mapping::device_of` took vma 1 for a mapping of this device.
     pub(crate) span_is_dev: bool,
+}
+
+/// This module.
+fn this_module() -> &'static ThisModule {
+    &<crate::VfioVariant as kernel::ModuleMetadata>::THIS_MODULE
+}
+
+/// Runs `f` on the first bound device, holding a reference on this module
+/// and keeping the device registered (see
+/// [`testing::with_bound_device`]). `None` if no device is bound or the
+/// module is being unloaded.
+fn with_device<R>(f: impl FnOnce(&VariantDevice) -> R) -> Option<R> {
+    testing::with_bound_device::<VariantDriver, R>(this_module(), f)
 }
 
 /// Runs `f` with an opened bound device in `mode`; `None` (after marking
@@ -77,11 +90,12 @@ fn with_open_device<R>(
     mode: Mode,
     f: impl FnOnce(&VariantDevice, &Opened<'_>) -> Result<R>,
 ) -> Option<Result<R>> {
-    let r = driver::with_device(|dev| {
+    let r = with_device(|dev| {
         let opened = match dev.core().test_open() {
             Ok(o) => o,
-            Err(_) => {
-                testing::skip(c"the bound device is open in userspace");
+            Err(e) => {
+                pr_info!("KUnit: cannot open the bound device: {:?}\n", e);
+                testing::skip(c"the bound device cannot be opened through /dev/vfio/devices (open in userspace?)");
                 return None;
             }
         };
@@ -131,7 +145,7 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
         let c = dev.counters();
         let mut obs = Obs {
             span_is_dev: testing::with_vma(v1, |vma| {
-                fixed::span_of(vma).is_some_and(|(d, _)| core::ptr::eq(d, dev))
+                mapping::device_of(vma).is_some_and(|d| core::ptr::eq(d, dev))
             })
             .unwrap_or(false),
             ..Obs::default()
@@ -217,7 +231,7 @@ pub(crate) fn fail_each_step(
         let r = scenario();
         testing::fail_at(0);
         let r = r?;
-        let left = driver::with_device(|dev| testing::vmas_of(dev.core()))?;
+        let left = with_device(|dev| testing::vmas_of(dev.core()))?;
         worst = worst.max(left);
         match r {
             Ok(()) => return Some(Ok((n, worst))),
@@ -228,8 +242,7 @@ pub(crate) fn fail_each_step(
     Some(Err(E2BIG))
 }
 
-/// PMCSR's offset in the power management capability, and its states.
-const PCI_PM_CTRL: u64 = 0x4;
+/// PMCSR's power states.
 const D0: u16 = 0;
 const D3HOT: u16 = 3;
 
@@ -312,9 +325,7 @@ pub(crate) fn snapshot_during_write() -> Option<Result<(bool, bool)>> {
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: the device stays bound while `with_device` runs us, and
-        // this function does not return before the work item is done.
-        let d = unsafe { DevRef::new(dev) };
+        let d = DevRef::from(dev);
         let p = probe.clone();
         let mem = dev.core().memory_write();
         testing::set_vconfig_memory(dev.core(), &mem, false);
@@ -440,7 +451,7 @@ mod tests {
     #[test]
     fn span_of_refuses_foreign_vma() -> Result {
         let anon = testing::map_anon(region::PAGE_SIZE)?;
-        let ours = testing::with_vma(anon.addr(), |vma| fixed::span_of(vma).is_some());
+        let ours = testing::with_vma(anon.addr(), |vma| mapping::device_of(vma).is_some());
         drop(anon);
         // An anonymous vma: not this driver's (its vm_private_data is NULL).
         assert_eq!(ours, Some(false));
@@ -483,8 +494,8 @@ mod tests {
 
     #[test]
     fn with_device_holds_the_module() -> Result {
-        let outside = driver::module_refs();
-        let Some(inside) = driver::with_device(|_| driver::module_refs()) else {
+        let outside = testing::module_refs(this_module());
+        let Some(inside) = with_device(|_| testing::module_refs(this_module())) else {
             testing::skip(c"no device bound to vfio_variant (mock-pci 1234:f00d not present)");
             return Ok(());
         };

@@ -6,17 +6,18 @@
 //! Nothing here touches the kernel: it is the arithmetic the fault handlers
 //! use, kept apart so that KUnit can check it without a device.
 
+use crate::vfio;
 use core::ops::Range;
-use kernel::{bindings, prelude::*};
+use kernel::prelude::*;
 
 /// Bits of a device file offset that address bytes within one region.
-pub(crate) const OFFSET_SHIFT: u32 = bindings::VFIO_PCI_OFFSET_SHIFT;
+pub(crate) const OFFSET_SHIFT: u32 = vfio::OFFSET_SHIFT;
 /// Page size shift.
 pub(crate) const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
 /// Page size in bytes.
 pub(crate) const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
 /// Order of a PMD-sized entry (512 pages on x86-64).
-pub(crate) const PMD_ORDER: u32 = bindings::PMD_ORDER;
+pub(crate) const PMD_ORDER: u32 = vfio::PMD_ORDER;
 /// Bytes covered by one PMD entry.
 pub(crate) const PMD_SIZE: usize = PAGE_SIZE << PMD_ORDER;
 

@@ -8,24 +8,31 @@
 //! whole vma (PMD entries where possible). A legacy mode reproduces the
 //! pre-2024 design as a negative control for the tests; see README.md.
 //!
-//! Layout: [`driver`] (PCI driver, probe/remove), [`ops`] (vfio_device_ops),
-//! [`device`] (per-device state, revocation), [`fixed`] and [`legacy`]
-//! (the two fault paths), [`counters`], [`debugfs`], [`region`] (pure
-//! geometry), and the FFI layers [`vfio`] and [`mm`].
+//! Layout: [`vfio`] is the VFIO PCI variant-driver abstraction, where every
+//! `unsafe` block of the module lives. On top of it, in safe Rust:
+//! [`driver`] (the [`vfio::Driver`] implementation, probe/remove),
+//! [`device`] (per-device state, revocation), [`mapping`] (mmap and mode
+//! dispatch), [`fixed`] and [`legacy`] (the two fault paths), [`bar`] and
+//! [`tracked`] (what they share with the rest), [`ops`] (revocation hooks),
+//! [`counters`], [`debugfs`] and [`region`] (pure geometry). The KUnit
+//! suite that needs a device, [`kunit_dev`], is built with `CONFIG_KUNIT`
+//! only.
 
 use kernel::prelude::*;
 
+mod bar;
 mod counters;
 mod debugfs;
 mod device;
 mod driver;
 mod fixed;
+#[cfg(CONFIG_KUNIT)]
 mod kunit_dev;
 mod legacy;
-mod mm;
+mod mapping;
 mod ops;
 mod region;
-mod testing;
+mod tracked;
 mod vfio;
 
 module! {
@@ -69,11 +76,7 @@ impl kernel::InPlaceModule for VfioVariant {
                 pr_info!("pte_only: BAR mappings get 4 KiB entries only (no PMDs)\n");
             }
             Ok(try_pin_init!(Self {
-                driver <- driver::Driver::register(module, extra_id),
-            })
-            .pin_chain(|this| {
-                driver::Driver::publish(&this.driver);
-                Ok(())
+                driver <- driver::VariantDriver::register(module, extra_id),
             }))
         })
     }
