@@ -20,7 +20,7 @@
 //! * [`scenarios`]: the tests; [`bad_input`]: bad uAPI input and VFIO's
 //!   answers; [`ktap`]: KTAP output and parsing;
 //!   [`expect`]: what each `make selftest` configuration must show;
-//!   [`bench`]: `make bench` records and report;
+//!   [`bench`]: `make bench` records and report; [`poll`]: bounded waits;
 //! * [`sys`]: the C library calls, constants and structs used, written
 //!   out for x86_64 (no crate dependencies: the crate builds offline).
 
@@ -30,6 +30,7 @@ pub mod bench;
 pub mod error;
 pub mod expect;
 pub mod ktap;
+pub mod poll;
 pub mod sysfs;
 pub mod uapi;
 

@@ -7,10 +7,11 @@
 
 use crate::err;
 use crate::error::{Context, Result};
+use crate::poll::wait_for;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 const VARIANT_DEBUGFS: &str = "/sys/kernel/debug/vfio_variant";
@@ -310,20 +311,6 @@ pub fn mock_slot(bdf: &str) -> Option<String> {
     }
     let dev = bdf.rsplit(':').next()?.split('.').next()?;
     u8::from_str_radix(dev, 16).ok().map(|s| s.to_string())
-}
-
-/// Calls `f` every 20 ms until it returns true or `limit` passes.
-pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Binds `bdf` to `drv` through `driver_override` (unbinding it first if

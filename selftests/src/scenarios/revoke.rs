@@ -22,6 +22,7 @@ use crate::error::{Context, Result};
 use crate::family::{Family, Report, Shared};
 use crate::ktap::{diag, Outcome};
 use crate::mapping::{Mapping, Place};
+use crate::poll::{poll_until, wait_child, Pace};
 use crate::probe::Seen;
 use crate::probe::{self, PAGE};
 use crate::sysfs::{self, Binding, Debugfs};
@@ -534,40 +535,38 @@ fn reload_expected(dev: &Device, bar: &Region, expected: &Shared, seed: u32) -> 
 /// SIGBUS, or a fault on a page that was present).
 fn wait_revoked(map: &Mapping) -> Result<()> {
     let start = Instant::now();
-    while start.elapsed() < UNPLUG_LIMIT {
+    let revoked = || {
         let f0 = probe::minflt();
-        let v = map.read_u32(0);
-        if v.is_none() || probe::minflt() > f0 {
-            diag(&format!(
-                "remove revoked the parent's mapping after {} ms",
-                start.elapsed().as_millis()
-            ));
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        map.read_u32(0).is_none() || probe::minflt() > f0
+    };
+    if !poll_until(
+        start + UNPLUG_LIMIT,
+        Pace::Every(Duration::from_millis(10)),
+        revoked,
+    ) {
+        return Err(err!(
+            "sysfs remove did not revoke the parent's mapping within {UNPLUG_LIMIT:?}"
+        ));
     }
-    Err(err!(
-        "sysfs remove did not revoke the parent's mapping within {UNPLUG_LIMIT:?}"
-    ))
+    diag(&format!(
+        "remove revoked the parent's mapping after {} ms",
+        start.elapsed().as_millis()
+    ));
+    Ok(())
 }
 
 /// Waits for the remove to finish, then brings the device back with its
 /// driver and mode.
 fn finish_unplug(mut child: Child, binding: &Binding) -> Result<()> {
     let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().ctx("wait for the sysfs remove")? {
-            if !st.success() {
-                return Err(err!("sysfs remove failed: {st}"));
-            }
-            break;
-        }
-        if start.elapsed() > UNPLUG_LIMIT {
+    match wait_child(&mut child, UNPLUG_LIMIT).ctx("wait for the sysfs remove")? {
+        Some(st) if st.success() => {}
+        Some(st) => return Err(err!("sysfs remove failed: {st}")),
+        None => {
             return Err(err!(
                 "sysfs remove still blocked {UNPLUG_LIMIT:?} after every user closed the device"
-            ));
+            ))
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     let took = start.elapsed();
     binding

@@ -15,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 use vfio_revoke_selftests::error::{last_os, Result};
 use vfio_revoke_selftests::mapping::{Mapping, Place};
+use vfio_revoke_selftests::poll::{self, poll_until, wait_child, Pace};
 use vfio_revoke_selftests::probe::PAGE;
 use vfio_revoke_selftests::sysfs::{self, Unplug};
 use vfio_revoke_selftests::vfio::{Device, Path};
@@ -71,15 +72,13 @@ pub fn run(bdf: &str) -> Result<()> {
     }
 
     let mut unplug = sysfs::start_unplug(bdf, Unplug::MockDelDevice)?;
-    let start = Instant::now();
-    while map.read_u32(0).is_some() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = unplug.kill();
-            // SAFETY: the child is ours.
-            unsafe { sys::kill(child, sys::SIGKILL) };
-            return Err(err!("mappings were not revoked within 20 s of del_device"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let every = Pace::Every(Duration::from_millis(100));
+    if !poll_until(deadline, every, || map.read_u32(0).is_none()) {
+        let _ = unplug.kill();
+        // SAFETY: the child is ours.
+        unsafe { sys::kill(child, sys::SIGKILL) };
+        return Err(err!("mappings were not revoked within 20 s of del_device"));
     }
     println!("ok: del_device revoked the parent's mapping (its read got SIGBUS)");
     ensure(matches!(unplug.try_wait(), Ok(None)), || {
@@ -113,21 +112,15 @@ pub fn run(bdf: &str) -> Result<()> {
 
     drop(map);
     drop(dev);
-    let start = Instant::now();
-    let done = loop {
-        match unplug.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() < Duration::from_secs(20) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Ok(None) => {
-                let _ = unplug.kill();
-                return Err(err!(
-                    "del_device did not finish within 20 s of the last close"
-                ));
-            }
-            Err(e) => return Err(err!("wait for del_device: {e}")),
+    let done = match wait_child(&mut unplug, Duration::from_secs(20)) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let _ = unplug.kill();
+            return Err(err!(
+                "del_device did not finish within 20 s of the last close"
+            ));
         }
+        Err(e) => return Err(err!("wait for del_device: {e}")),
     };
     ensure(done.success(), || format!("del_device failed ({done})"))?;
     ensure(!sysfs::exists(bdf), || {
@@ -144,7 +137,7 @@ pub fn run(bdf: &str) -> Result<()> {
         format!("a re-added device does not start with zeroed memory: {head:02x?}")
     })?;
     ensure(
-        sysfs::wait_for(Duration::from_secs(5), || sysfs::driver(bdf).is_some()),
+        poll::wait_for(Duration::from_secs(5), || sysfs::driver(bdf).is_some()),
         || format!("{bdf} is not bound to a driver after new_device"),
     )?;
     println!(

@@ -21,6 +21,7 @@ use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, wait_status, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place, PMD};
+use vfio_revoke_selftests::poll::{poll_until, Pace};
 use vfio_revoke_selftests::probe::PAGE;
 use vfio_revoke_selftests::sysfs::Debugfs;
 use vfio_revoke_selftests::vfio::Device;
@@ -113,12 +114,9 @@ fn revoker(dev: &Device, dbg: &Debugfs, sh: &Shared) -> i32 {
 
 /// Waits until the revoker finished request `it`.
 fn wait_done(sh: &Shared, it: u32) -> Result<()> {
-    let start = Instant::now();
-    while sh.atomic(DONE).load(SeqCst) != it {
-        if start.elapsed() > LIMIT {
-            return Err(err!("the revoker did not finish revoke {it} in {LIMIT:?}"));
-        }
-        std::thread::yield_now();
+    let done = || sh.atomic(DONE).load(SeqCst) == it;
+    if !poll_until(Instant::now() + LIMIT, Pace::Yield, done) {
+        return Err(err!("the revoker did not finish revoke {it} in {LIMIT:?}"));
     }
     if sh.atomic(FAILED).load(SeqCst) != 0 {
         return Err(err!("revoke {it} failed (the revoker's error is above)"));

@@ -27,6 +27,7 @@ use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place};
+use vfio_revoke_selftests::poll::{poll_until, Pace};
 use vfio_revoke_selftests::probe::{self, PAGE};
 use vfio_revoke_selftests::vfio::Device;
 use vfio_revoke_selftests::{err, sys};
@@ -289,15 +290,12 @@ fn toggle(dev: &Device, sh: &Shared, workers: usize, toggles: u32, out: &mut Out
         }
         let off = 4 * t + 2;
         phase.store(off, SeqCst);
-        let start = Instant::now();
+        let deadline = Instant::now() + PHASE_LIMIT;
         for w in 0..workers {
             let ack = sh.atomic(HEADER + w * SLOTS + ACK);
-            while ack.load(SeqCst) != off {
-                if start.elapsed() > PHASE_LIMIT {
-                    out.fail(err!("toggle {t}: worker {w} made no access in {PHASE_LIMIT:?}").0);
-                    return t;
-                }
-                std::thread::yield_now();
+            if !poll_until(deadline, Pace::Yield, || ack.load(SeqCst) == off) {
+                out.fail(err!("toggle {t}: worker {w} made no access in {PHASE_LIMIT:?}").0);
+                return t;
             }
         }
         phase.store(off + 1, SeqCst);

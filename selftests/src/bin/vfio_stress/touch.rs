@@ -17,6 +17,7 @@ use vfio_revoke_selftests::err;
 use vfio_revoke_selftests::error::Result;
 use vfio_revoke_selftests::family::{fork_run, wait_ok, Shared};
 use vfio_revoke_selftests::mapping::{Mapping, Place};
+use vfio_revoke_selftests::poll::{poll_until, Pace};
 use vfio_revoke_selftests::probe::PAGE;
 use vfio_revoke_selftests::vfio::Device;
 
@@ -35,12 +36,13 @@ const WORDS: usize = 4;
 
 /// Waits until word `STEP` is at least `step`.
 fn wait_step(sh: &Shared, step: u32) -> Result<()> {
-    let start = Instant::now();
-    while sh.atomic(STEP).load(SeqCst) < step {
-        if start.elapsed() > LIMIT {
-            return Err(err!("step {step} not reached in {LIMIT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    let reached = || sh.atomic(STEP).load(SeqCst) >= step;
+    if !poll_until(
+        Instant::now() + LIMIT,
+        Pace::Every(Duration::from_millis(1)),
+        reached,
+    ) {
+        return Err(err!("step {step} not reached in {LIMIT:?}"));
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ use vfio_revoke_selftests::error::{Context, Result};
 use vfio_revoke_selftests::family::{fork_run, wait_ok, wait_status, Shared};
 use vfio_revoke_selftests::ktap::diag;
 use vfio_revoke_selftests::mapping::{Mapping, Place};
+use vfio_revoke_selftests::poll::{poll_until, wait_child, Pace};
 use vfio_revoke_selftests::probe::{self, PAGE};
 use vfio_revoke_selftests::sysfs::{self, Binding, Unplug};
 use vfio_revoke_selftests::vfio::Device;
@@ -344,25 +345,24 @@ fn cycle(ctx: &Ctx, o: &Opts, c: u32, how: Unplug, binding: &Binding, t: &mut Ta
 /// publishes *revoked* and waits until every child made a judged access;
 /// how long after `start` the revocation was seen.
 fn judge(sh: &Shared, map: &Mapping, children: usize, start: Instant) -> Result<Duration> {
-    while map.read_u32(0).is_some() {
-        if start.elapsed() > LIMIT {
-            return Err(err!(
-                "the unplug did not revoke the parent's mapping in {LIMIT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    if !poll_until(start + LIMIT, Pace::Every(Duration::from_millis(1)), || {
+        map.read_u32(0).is_none()
+    }) {
+        return Err(err!(
+            "the unplug did not revoke the parent's mapping in {LIMIT:?}"
+        ));
     }
     let revoked = start.elapsed();
     sh.atomic(PHASE).store(REVOKED, SeqCst);
+    let deadline = Instant::now() + LIMIT;
     for k in 0..children {
         let ack = sh.atomic(HEADER + k * SLOTS + ACK);
-        while ack.load(SeqCst) == 0 {
-            if start.elapsed() > revoked + LIMIT {
-                return Err(err!(
-                    "child {k} made no access after the revoke in {LIMIT:?}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if !poll_until(deadline, Pace::Every(Duration::from_millis(1)), || {
+            ack.load(SeqCst) != 0
+        }) {
+            return Err(err!(
+                "child {k} made no access after the revoke in {LIMIT:?}"
+            ));
         }
     }
     Ok(revoked)
@@ -370,24 +370,15 @@ fn judge(sh: &Shared, map: &Mapping, children: usize, start: Instant) -> Result<
 
 /// Waits for the unplug process to finish.
 fn wait_unplug(mut child: Child, how: Unplug) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child
-            .try_wait()
-            .ctx(format!("wait for the {}", how.describe()))?
-        {
-            if !st.success() {
-                return Err(err!("{} failed: {st}", how.describe()));
-            }
-            return Ok(());
-        }
-        if start.elapsed() > LIMIT {
+    match wait_child(&mut child, LIMIT).ctx(format!("wait for the {}", how.describe()))? {
+        Some(st) if st.success() => Ok(()),
+        Some(st) => Err(err!("{} failed: {st}", how.describe())),
+        None => {
             let _ = child.kill();
-            return Err(err!(
+            Err(err!(
                 "{} still blocked {LIMIT:?} after every user closed the device",
                 how.describe()
-            ));
+            ))
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
