@@ -28,14 +28,16 @@ pub(crate) const SECONDARY_BUS: u8 = 1;
 /// Offset of the Root Port's PCI Express capability.
 pub(crate) const PORT_EXP_CAP: usize = 0x40;
 
-const PCI_BRIDGE_CONTROL: usize = bindings::PCI_BRIDGE_CONTROL as usize;
-const PCI_MEMORY_BASE: usize = bindings::PCI_MEMORY_BASE as usize;
-const PCI_MEMORY_LIMIT: usize = bindings::PCI_MEMORY_LIMIT as usize;
-const PCI_PREF_MEMORY_BASE: usize = bindings::PCI_PREF_MEMORY_BASE as usize;
-const PCI_PREF_MEMORY_LIMIT: usize = bindings::PCI_PREF_MEMORY_LIMIT as usize;
-const PCI_PREF_BASE_UPPER32: usize = bindings::PCI_PREF_BASE_UPPER32 as usize;
-const PCI_PREF_LIMIT_UPPER32: usize = bindings::PCI_PREF_LIMIT_UPPER32 as usize;
-const EXP_LNKSTA: usize = PORT_EXP_CAP + bindings::PCI_EXP_LNKSTA as usize;
+/// Offsets of the type 1 registers the Root Port emulates.
+pub(crate) const PCI_BRIDGE_CONTROL: usize = bindings::PCI_BRIDGE_CONTROL as usize;
+pub(crate) const PCI_MEMORY_BASE: usize = bindings::PCI_MEMORY_BASE as usize;
+pub(crate) const PCI_MEMORY_LIMIT: usize = bindings::PCI_MEMORY_LIMIT as usize;
+pub(crate) const PCI_PREF_MEMORY_BASE: usize = bindings::PCI_PREF_MEMORY_BASE as usize;
+pub(crate) const PCI_PREF_MEMORY_LIMIT: usize = bindings::PCI_PREF_MEMORY_LIMIT as usize;
+pub(crate) const PCI_PREF_BASE_UPPER32: usize = bindings::PCI_PREF_BASE_UPPER32 as usize;
+pub(crate) const PCI_PREF_LIMIT_UPPER32: usize = bindings::PCI_PREF_LIMIT_UPPER32 as usize;
+/// Offset of the Root Port's Link Status register.
+pub(crate) const EXP_LNKSTA: usize = PORT_EXP_CAP + bindings::PCI_EXP_LNKSTA as usize;
 
 /// Address bits 31:20 of a memory window live in bits 15:4 of its base and
 /// limit registers; bits 3:0 are read-only (the window type).

@@ -11,36 +11,17 @@ mod tests {
     use crate::{
         bridge::*,
         config::*,
+        config_tests::{BARS, ID},
         fabric::*,
         layout::{Layout, LayoutError},
     };
     use kernel::{bindings, prelude::*};
 
-    const ID: Identity = Identity {
-        vendor: 0x1234,
-        device: 0xf00d,
-        subsys_vendor: 0x1234,
-        subsys_device: 0x0001,
-        class: 0xff_0000,
-        revision: 1,
-    };
-    const BARS: BarSizes = BarSizes {
-        bar0: 2 << 20,
-        bar2: 64 << 10,
-    };
     const COMMAND: usize = bindings::PCI_COMMAND as usize;
     const BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
     const BAR2: usize = bindings::PCI_BASE_ADDRESS_2 as usize;
     const BUSES: usize = bindings::PCI_PRIMARY_BUS as usize;
-    const MEM_BASE: usize = bindings::PCI_MEMORY_BASE as usize;
-    const MEM_LIMIT: usize = bindings::PCI_MEMORY_LIMIT as usize;
-    const PREF_BASE: usize = bindings::PCI_PREF_MEMORY_BASE as usize;
-    const PREF_LIMIT: usize = bindings::PCI_PREF_MEMORY_LIMIT as usize;
-    const PREF_BASE_HI: usize = bindings::PCI_PREF_BASE_UPPER32 as usize;
-    const PREF_LIMIT_HI: usize = bindings::PCI_PREF_LIMIT_UPPER32 as usize;
-    const BCTL: usize = bindings::PCI_BRIDGE_CONTROL as usize;
     const SBR: u32 = bindings::PCI_BRIDGE_CTL_BUS_RESET;
-    const LNKSTA: usize = PORT_EXP_CAP + bindings::PCI_EXP_LNKSTA as usize;
     const DLLLA: u32 = bindings::PCI_EXP_LNKSTA_DLLLA;
     /// The secondary bus and the devfn of slots 0 and 1 on it.
     const BUS: u8 = SECONDARY_BUS;
@@ -105,7 +86,7 @@ mod tests {
             lnkcap.map(|v| v & bindings::PCI_EXP_LNKCAP_DLLLARC),
             Some(bindings::PCI_EXP_LNKCAP_DLLLARC)
         );
-        assert_eq!(port(&f, LNKSTA, 2).map(|v| v & DLLLA), Some(DLLLA));
+        assert_eq!(port(&f, EXP_LNKSTA, 2).map(|v| v & DLLLA), Some(DLLLA));
         // No BARs, no expansion ROM, no I/O window: all read-only zero.
         for reg in [
             bindings::PCI_BASE_ADDRESS_0,
@@ -135,23 +116,26 @@ mod tests {
         f.write(&t, 0, 0, BUSES + 1, 1, 0x22);
         assert_eq!(port(&f, BUSES, 4), Some(0x00ff_22ff));
         // Memory window: address bits 31:20, low nibble read-only zero.
-        f.write(&t, 0, 0, MEM_BASE, 4, !0);
-        assert_eq!(port(&f, MEM_BASE, 2), Some(0xfff0));
-        assert_eq!(port(&f, MEM_LIMIT, 2), Some(0xfff0));
+        f.write(&t, 0, 0, PCI_MEMORY_BASE, 4, !0);
+        assert_eq!(port(&f, PCI_MEMORY_BASE, 2), Some(0xfff0));
+        assert_eq!(port(&f, PCI_MEMORY_LIMIT, 2), Some(0xfff0));
         // Prefetchable window: same, with the 64-bit type in the low nibble,
         // and read/write upper halves.
-        assert_eq!(port(&f, PREF_BASE, 2), Some(1));
-        f.write(&t, 0, 0, PREF_BASE, 4, 0);
-        assert_eq!(port(&f, PREF_BASE, 4), Some(0x0001_0001));
-        f.write(&t, 0, 0, PREF_BASE, 4, !0);
-        assert_eq!(port(&f, PREF_BASE, 4), Some(0xfff1_fff1));
-        f.write(&t, 0, 0, PREF_BASE_HI, 4, !0);
-        f.write(&t, 0, 0, PREF_LIMIT_HI, 4, 0x1234_5678);
-        assert_eq!(port(&f, PREF_BASE_HI, 4), Some(!0));
-        assert_eq!(port(&f, PREF_LIMIT_HI, 4), Some(0x1234_5678));
+        assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 2), Some(1));
+        f.write(&t, 0, 0, PCI_PREF_MEMORY_BASE, 4, 0);
+        assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 4), Some(0x0001_0001));
+        f.write(&t, 0, 0, PCI_PREF_MEMORY_BASE, 4, !0);
+        assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 4), Some(0xfff1_fff1));
+        f.write(&t, 0, 0, PCI_PREF_BASE_UPPER32, 4, !0);
+        f.write(&t, 0, 0, PCI_PREF_LIMIT_UPPER32, 4, 0x1234_5678);
+        assert_eq!(port(&f, PCI_PREF_BASE_UPPER32, 4), Some(!0));
+        assert_eq!(port(&f, PCI_PREF_LIMIT_UPPER32, 4), Some(0x1234_5678));
         // Bridge Control: only the implemented bits stick.
-        f.write(&t, 0, 0, BCTL, 2, 0xffff);
-        assert_eq!(port(&f, BCTL, 2), Some(u32::from(BRIDGE_CTL_WRITABLE)));
+        f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, 0xffff);
+        assert_eq!(
+            port(&f, PCI_BRIDGE_CONTROL, 2),
+            Some(u32::from(BRIDGE_CTL_WRITABLE))
+        );
         Ok(())
     }
 
@@ -163,13 +147,13 @@ mod tests {
         assert_eq!(port(&f, BUSES, 4), Some(0x0001_0100));
         // 0x44000000-0x441fffff: BAR2 of all 32 slots.
         assert_eq!(l.mem_window().start, 0x4400_0000);
-        assert_eq!(port(&f, MEM_BASE, 2), Some(0x4400));
-        assert_eq!(port(&f, MEM_LIMIT, 2), Some(0x4410));
+        assert_eq!(port(&f, PCI_MEMORY_BASE, 2), Some(0x4400));
+        assert_eq!(port(&f, PCI_MEMORY_LIMIT, 2), Some(0x4410));
         // 0x40000000-0x43ffffff: BAR0 of all 32 slots, 64-bit.
-        assert_eq!(port(&f, PREF_BASE, 2), Some(0x4001));
-        assert_eq!(port(&f, PREF_LIMIT, 2), Some(0x43f1));
-        assert_eq!(port(&f, PREF_BASE_HI, 4), Some(0));
-        assert_eq!(port(&f, PREF_LIMIT_HI, 4), Some(0));
+        assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 2), Some(0x4001));
+        assert_eq!(port(&f, PCI_PREF_MEMORY_LIMIT, 2), Some(0x43f1));
+        assert_eq!(port(&f, PCI_PREF_BASE_UPPER32, 4), Some(0));
+        assert_eq!(port(&f, PCI_PREF_LIMIT_UPPER32, 4), Some(0));
         let cmd = port(&f, COMMAND, 2).unwrap_or(0);
         assert!(cmd & bindings::PCI_COMMAND_MEMORY != 0);
         // The functions answer on the secondary bus with their BARs.
@@ -189,19 +173,19 @@ mod tests {
                 Some(bindings::PCI_COMMAND_MEMORY)
             );
         }
-        let bctl = port(&f, BCTL, 2).unwrap_or(0);
-        let asserted = f.write(&t, 0, 0, BCTL, 2, bctl | SBR);
+        let bctl = port(&f, PCI_BRIDGE_CONTROL, 2).unwrap_or(0);
+        let asserted = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
         assert_eq!(asserted, Some(Event::BusResetAsserted));
         // Held in reset: the functions do not answer, the link is down.
         assert_eq!(f.read(BUS, SLOT0, 0, 4), None);
         assert_eq!(f.write(&t, BUS, SLOT1, COMMAND, 2, 2), None);
-        assert_eq!(port(&f, LNKSTA, 2).map(|v| v & DLLLA), Some(0));
+        assert_eq!(port(&f, EXP_LNKSTA, 2).map(|v| v & DLLLA), Some(0));
         // Writing the bit again is no new edge.
-        let again = f.write(&t, 0, 0, BCTL, 2, bctl | SBR);
+        let again = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
         assert_eq!(again, Some(Event::None));
-        let released = f.write(&t, 0, 0, BCTL, 2, bctl);
+        let released = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl);
         assert_eq!(released, Some(Event::BusResetReleased));
-        assert_eq!(port(&f, LNKSTA, 2).map(|v| v & DLLLA), Some(DLLLA));
+        assert_eq!(port(&f, EXP_LNKSTA, 2).map(|v| v & DLLLA), Some(DLLLA));
         // Every function is back at its power-on state, as after an FLR:
         // decoding off, BAR addresses zero (type bits remain).
         for (slot, devfn) in [(0, SLOT0), (1, SLOT1)] {
@@ -215,8 +199,8 @@ mod tests {
         assert!(!f.present(2));
         assert_eq!(f.resets(2), 0);
         assert_eq!(port(&f, BUSES, 4), Some(0x0001_0100));
-        assert_eq!(port(&f, MEM_BASE, 2), Some(0x4400));
-        assert_eq!(port(&f, PREF_BASE, 2), Some(0x4001));
+        assert_eq!(port(&f, PCI_MEMORY_BASE, 2), Some(0x4400));
+        assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 2), Some(0x4001));
         Ok(())
     }
 

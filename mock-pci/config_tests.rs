@@ -2,25 +2,31 @@
 
 //! KUnit suite for the configuration space semantics.
 
+use crate::config::{BarSizes, Identity};
 use kernel::prelude::*;
+
+/// The function the suites build: the module's default identity, a 2 MiB
+/// BAR0 and a 64 KiB BAR2.
+pub(crate) const ID: Identity = Identity {
+    vendor: 0x1234,
+    device: 0xf00d,
+    subsys_vendor: 0x1234,
+    subsys_device: 0x0001,
+    class: 0xff_0000,
+    revision: 1,
+};
+/// Its BAR sizes.
+pub(crate) const BARS: BarSizes = BarSizes {
+    bar0: 2 << 20,
+    bar2: 64 << 10,
+};
 
 #[kunit_tests(mock_pci_config)]
 mod tests {
+    use super::{BARS, ID};
     use crate::config::*;
     use kernel::{bindings, prelude::*};
 
-    const ID: Identity = Identity {
-        vendor: 0x1234,
-        device: 0xf00d,
-        subsys_vendor: 0x1234,
-        subsys_device: 0x0001,
-        class: 0xff_0000,
-        revision: 1,
-    };
-    const BARS: BarSizes = BarSizes {
-        bar0: 2 << 20,
-        bar2: 64 << 10,
-    };
     const COMMAND: usize = bindings::PCI_COMMAND as usize;
     const STATUS: usize = bindings::PCI_STATUS as usize;
     const BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
