@@ -68,7 +68,7 @@ pub(crate) struct Obs {
     /// Whether touching vma 2 after re-enabling memory succeeded.
     pub(crate) v2_readable_mem_on: bool,
     /// Whether `mapping::device_of` took vma 1 for a mapping of this device.
-    pub(crate) span_is_dev: bool,
+    pub(crate) v1_is_ours: bool,
 }
 
 /// This module.
@@ -144,7 +144,7 @@ pub(crate) fn two_vmas(mode: Mode) -> Option<Result<Obs>> {
         let (v1, v2) = (m1.addr(), m2.addr());
         let c = dev.counters();
         let mut obs = Obs {
-            span_is_dev: testing::with_vma(v1, |vma| {
+            v1_is_ours: testing::with_vma(v1, |vma| {
                 mapping::device_of(vma).is_some_and(|d| core::ptr::eq(d, dev))
             })
             .unwrap_or(false),
@@ -361,7 +361,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
-        assert!(obs.span_is_dev);
+        assert!(obs.v1_is_ours);
         assert_eq!(obs.first_touch.faults, 1);
         assert_eq!(obs.first_touch.ptes, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -398,7 +398,7 @@ mod tests {
             return Ok(());
         };
         let obs = obs?;
-        assert!(obs.span_is_dev);
+        assert!(obs.v1_is_ours);
         // Legacy inserts one page per fault.
         assert_eq!(obs.first_touch.faults, PAGES as u64);
         assert_eq!(obs.v1_after_touch, PAGES);
@@ -449,12 +449,23 @@ mod tests {
     }
 
     #[test]
-    fn span_of_refuses_foreign_vma() -> Result {
+    fn device_of_refuses_foreign_vma() -> Result {
         let anon = testing::map_anon(region::PAGE_SIZE)?;
         let ours = testing::with_vma(anon.addr(), |vma| mapping::device_of(vma).is_some());
-        drop(anon);
         // An anonymous vma: not this driver's (its vm_private_data is NULL).
         assert_eq!(ours, Some(false));
+        let Some(posing) = with_device(|dev| {
+            testing::with_anon_vma_posing_as(anon.addr(), dev.core(), |vma| {
+                mapping::device_of(vma).is_some()
+            })
+        }) else {
+            testing::skip(c"no device bound to vfio_variant (mock-pci 1234:f00d not present)");
+            return Ok(());
+        };
+        drop(anon);
+        // Not this driver's either, though its vm_private_data is a bound
+        // device's core device: only the vma's ops say whose it is.
+        assert_eq!(posing, Some(false));
         Ok(())
     }
 

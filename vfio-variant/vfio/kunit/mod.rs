@@ -27,7 +27,9 @@ mod user;
 
 pub(crate) use bound::{module_refs, with_bound_device};
 pub(crate) use open::{device_file, set_vconfig_memory, Opened};
-pub(crate) use user::{fork_copy, map_anon, map_file, present, touch, vmas_of, with_vma};
+pub(crate) use user::{
+    fork_copy, map_anon, map_file, present, touch, vmas_of, with_anon_vma_posing_as, with_vma,
+};
 
 use kernel::{
     bindings,

@@ -119,6 +119,35 @@ pub(crate) fn with_vma<R>(addr: usize, f: impl FnOnce(&VmaRef) -> R) -> Option<R
     lock.vma_lookup(addr).map(f)
 }
 
+/// Calls `f` on the test mm's anonymous vma at `addr` while its
+/// `vm_private_data` holds `core`: a vma that is not the driver's, carrying
+/// the very pointer one of the driver's would. The field is NULL again when
+/// this returns. `None` if `addr` is not in an anonymous vma.
+pub(crate) fn with_anon_vma_posing_as<R>(
+    addr: usize,
+    core: &CoreDevice,
+    f: impl FnOnce(&VmaRef) -> R,
+) -> Option<R> {
+    with_vma(addr, |vma| {
+        let raw = vma.as_ptr();
+        // SAFETY: reading fields of a vma valid under the mmap lock.
+        let anon = unsafe { (*raw).vm_ops.is_null() && (*raw).vm_private_data.is_null() };
+        if !anon {
+            return None;
+        }
+        // SAFETY: the test's mm belongs to this KUnit thread alone
+        // (`kunit_attach_mm()`), so no one else looks at its vmas; nothing
+        // reads an anonymous vma's `vm_private_data`; and the field is put
+        // back below, before the mmap lock is released.
+        unsafe { (*raw).vm_private_data = core.as_ptr().cast() };
+        let r = f(vma);
+        // SAFETY: as above.
+        unsafe { (*raw).vm_private_data = core::ptr::null_mut() };
+        Some(r)
+    })
+    .flatten()
+}
+
 /// How many vmas of the test's mm map the device whose core device is
 /// `core` (`vm_private_data`, as `vfio_pci_core_mmap()` sets it), in either
 /// mode. Compares pointers only.
