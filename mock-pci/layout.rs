@@ -14,8 +14,6 @@
 //! whenever it is (re-)added, each naturally aligned as PCI requires.
 
 use crate::config::BarSizes;
-#[cfg(CONFIG_KUNIT)]
-use kernel::prelude::*;
 
 /// Devices (slots) on the secondary bus: one function per slot, 32 slots.
 pub(crate) const MAX_SLOTS: usize = 32;
@@ -169,9 +167,10 @@ impl Layout {
     }
 }
 
-#[kunit_tests(mock_pci_layout)]
+#[kernel::prelude::kunit_tests(mock_pci_layout)]
 mod tests {
     use super::*;
+    use kernel::prelude::*;
 
     const MIB: u64 = 1 << 20;
     const DEFAULT: BarSizes = BarSizes {

@@ -85,6 +85,7 @@ impl Counters {
 
 impl Snapshot {
     /// Counter-wise difference `self - earlier`.
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn since(&self, earlier: &Snapshot) -> Snapshot {
         Snapshot {
             faults: self.faults.wrapping_sub(earlier.faults),

@@ -103,6 +103,7 @@ pub(crate) fn pages(ranges: &[Range<usize>]) -> impl Iterator<Item = usize> + '_
 }
 
 /// Pages in `ranges` (each page aligned).
+#[cfg(CONFIG_KUNIT)]
 pub(crate) fn pages_in(ranges: &[Range<usize>]) -> usize {
     ranges.iter().map(|r| r.len() >> PAGE_SHIFT).sum()
 }

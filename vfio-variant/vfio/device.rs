@@ -65,6 +65,7 @@ impl CoreDevice {
     }
 
     /// Offset of the power management capability (0 without one).
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn pm_cap(&self) -> u8 {
         // SAFETY: set at enumeration, never changed while bound.
         unsafe { (*self.pdev()).pm_cap }

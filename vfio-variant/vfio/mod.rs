@@ -87,5 +87,7 @@ pub(crate) use driver::Driver;
 pub(crate) use fault::{cond_resched, signal_pending, Fault, VmFault, PMD_ORDER};
 pub(crate) use memory::MemoryRead;
 pub(crate) use pfnmap::{VmaId, Vmas};
-pub(crate) use uapi::{ioctl, pci, CONFIG_REGION_INDEX, OFFSET_SHIFT, ROM_REGION_INDEX};
+#[cfg(CONFIG_KUNIT)]
+pub(crate) use uapi::pci;
+pub(crate) use uapi::{ioctl, CONFIG_REGION_INDEX, OFFSET_SHIFT, ROM_REGION_INDEX};
 pub(crate) use vma::{file_holding, pgoff, BarMapping, VmOps, VmaHandler};

@@ -27,7 +27,8 @@ pub(crate) mod ioctl {
     pub(crate) const PCI_HOT_RESET: u32 = _IO(bindings::VFIO_TYPE as u32, bindings::VFIO_BASE + 13);
 }
 
-/// PCI config space registers and bits.
+/// PCI config space registers and bits (the KUnit scenarios write them).
+#[cfg(CONFIG_KUNIT)]
 pub(crate) mod pci {
     use kernel::bindings;
 
