@@ -27,7 +27,7 @@ export VM_MODDIR := $(MODDIR)
 # selftests' guest needed more than 40 minutes at a host load of 9).
 export VM_TIMEOUT_SCALE := $(if $(DEBUG),8,1)
 
-.PHONY: all deps kernel modules kunit mock-pci-check selftest stress stress-short fork-race mutants bench lint fmt check run vm-shell clean distclean help
+.PHONY: all deps kernel modules kunit mock-pci-check vfio-selftests selftest stress stress-short fork-race mutants bench lint fmt check run vm-shell clean distclean help
 
 all: modules
 
@@ -40,6 +40,7 @@ help:
 	@echo "make modules    build the out-of-tree modules"
 	@echo "make kunit      run every KUnit suite of the project in one guest"
 	@echo "make mock-pci-check  in-guest checks of the mock devices"
+	@echo "make vfio-selftests  the kernel's own VFIO selftests on mock-pci devices, against selftests/vfio-upstream/expected"
 	@echo "make selftest   run the fork/revoke selftest in three configurations"
 	@echo "make stress     races, unplug, load/unload, config fuzz, bad input (STRESS=short: the check version; STRESS_PARTS='fuzz ...': some parts)"
 	@echo "make fork-race  the copy_huge_pmd() fork race on kernels without and with the fix"
@@ -117,6 +118,12 @@ bench: modules
 # against stock vfio-pci, hotplug, bad module input: mock-pci/tests/run.
 mock-pci-check: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/mock-pci/tests/run
+
+# The kernel's own VFIO selftests (tools/testing/selftests/vfio, copied and
+# built in build/vfio-selftests) on mock-pci devices in one guest, judged
+# against selftests/vfio-upstream/expected; not part of 'make check'.
+vfio-selftests: modules
+	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/vfio-upstream/run
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).

@@ -128,11 +128,13 @@ impl Drop for ScanAllDevices {
     }
 }
 
-/// A PCI domain number from the emulated range (0x10000 and up, as vmd
-/// takes them), released when dropped unless handed to a host bridge.
+/// A PCI domain number from the PCI core's emulated-domain allocator (the
+/// one vmd takes its numbers from), released when dropped unless handed to
+/// a host bridge.
 struct EmulDomain(i32);
 
 impl EmulDomain {
+    /// The first free number from 0x10000 up.
     fn alloc() -> Result<Self> {
         // SAFETY: allocates from the PCI core's emulated-domain IDA; the
         // number is released by `drop` or by the bridge it is handed to.
@@ -142,6 +144,41 @@ impl EmulDomain {
             return Err(Error::from_errno(nr));
         }
         Ok(EmulDomain(nr))
+    }
+
+    /// Exactly `nr` (`domain=`), refused with `EBUSY` if a PCI bus of that
+    /// domain exists (firmware's segments, ACPI's, are not in the
+    /// allocator) or another emulated host bridge holds the number.
+    fn reserve(nr: u16) -> Result<Self> {
+        let d = i32::from(nr);
+        if let Some(bus) = (0..=255).find(|&b| {
+            // SAFETY: a lookup in the PCI core's bus list, under its own
+            // lock; the pointer is only compared with null.
+            !unsafe { bindings::pci_find_bus(d, b) }.is_null()
+        }) {
+            pr_err!(
+                "domain={:#x} is in use: PCI bus {:04x}:{:02x} exists; pick another domain, or 0 for a free one\n",
+                nr,
+                nr,
+                bus
+            );
+            return Err(EBUSY);
+        }
+        let n = u32::from(nr);
+        // SAFETY: as in `alloc`, for the one number `nr`.
+        let got = unsafe { bindings::pci_bus_find_emul_domain_nr(n, n, n) };
+        if got == ENOSPC.to_errno() {
+            pr_err!(
+                "domain={:#x} is in use by another emulated PCI host bridge; pick another domain, or 0 for a free one\n",
+                nr
+            );
+            return Err(EBUSY);
+        }
+        if got < 0 {
+            pr_err!("cannot reserve PCI domain {:#x} ({})\n", nr, got);
+            return Err(Error::from_errno(got));
+        }
+        Ok(EmulDomain(got))
     }
 
     fn nr(&self) -> i32 {
@@ -199,7 +236,10 @@ impl Host {
         let window = Window::claim(layout.base(), layout.size(), settings.allow_any_reserved)?;
         let faux = faux::Registration::new(c"mock_pci", None)?;
         // Released when dropped, until `register` hands it to the bridge.
-        let domain = EmulDomain::alloc()?;
+        let domain = match settings.domain {
+            Some(nr) => EmulDomain::reserve(nr)?,
+            None => EmulDomain::alloc()?,
+        };
         let nr = domain.nr();
         let scan_all = ScanAllDevices::enable();
         let host = KBox::pin_init(
@@ -428,5 +468,28 @@ impl PinnedDrop for Host {
             // `release_fn`).
             unsafe { bindings::pci_free_host_bridge(bridge) };
         }
+    }
+}
+
+#[kunit_tests(mock_pci_domain)]
+mod tests {
+    use super::*;
+
+    /// A domain with buses is refused: domain 0 has bus 0000:00 on every
+    /// x86 machine (the guests are QEMU q35).
+    #[test]
+    fn reserve_refuses_a_domain_with_buses() {
+        assert_eq!(EmulDomain::reserve(0).err(), Some(EBUSY));
+    }
+
+    /// `domain=` reserves exactly its number, once; dropping releases it.
+    #[test]
+    fn reserve_is_exact_and_exclusive() -> Result {
+        let first = EmulDomain::reserve(0xfffe)?;
+        assert_eq!(first.nr(), 0xfffe);
+        assert_eq!(EmulDomain::reserve(0xfffe).err(), Some(EBUSY));
+        drop(first);
+        assert_eq!(EmulDomain::reserve(0xfffe)?.nr(), 0xfffe);
+        Ok(())
     }
 }

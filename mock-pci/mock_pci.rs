@@ -38,6 +38,10 @@ module! {
             default: 2,
             description: "Devices created at load (slots 0..num_devs-1), at most as many as the window holds (max 32)",
         },
+        domain: u32 {
+            default: 0,
+            description: "PCI domain of the mock bus: 0 (default) for the first free one from 0x10000 up, or 0x1 to 0xffff, which must be unused",
+        },
         bar0_size: u64 {
             default: 0x200000,
             description: "Size of BAR0 (64-bit prefetchable): a power of two, at least 4096",
@@ -96,6 +100,7 @@ fn raw_params() -> params::Raw {
     use module_parameters as p;
     params::Raw {
         num_devs: p::num_devs.value(),
+        domain: p::domain.value(),
         bar0_size: p::bar0_size.value(),
         bar2_size: p::bar2_size.value(),
         window_base: p::window_base.value(),

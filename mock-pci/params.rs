@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Validation of the module parameters: each bad value is refused with
-//! `EINVAL` and one log line that says what to use instead.
+//! `EINVAL` and one log line that says what to use instead. (Whether an
+//! explicit `domain=` is free is only known when the host reserves it:
+//! host.rs, `EBUSY`.)
 
 use crate::config::{BarSizes, Identity};
 use crate::layout::{Layout, LayoutError};
@@ -10,9 +12,16 @@ use kernel::prelude::*;
 /// Smallest BAR the module creates: one page, so that every BAR can be mmapped.
 pub(crate) const MIN_BAR_SIZE: u64 = 4096;
 
+/// Highest PCI domain `domain=` accepts. The upstream VFIO selftests read
+/// a device address as `%4x:%2x:%2x.%2x` (tools/testing/selftests/vfio/lib/
+/// libvfio.c), so a domain needs at most 4 hex digits there; the emulated
+/// domains the module takes by default start at 0x10000.
+pub(crate) const MAX_DOMAIN: u16 = u16::MAX;
+
 /// The raw parameter values, as given to `insmod`.
 pub(crate) struct Raw {
     pub(crate) num_devs: u32,
+    pub(crate) domain: u32,
     pub(crate) bar0_size: u64,
     pub(crate) bar2_size: u64,
     pub(crate) window_base: u64,
@@ -24,6 +33,9 @@ pub(crate) struct Raw {
 /// Validated settings.
 pub(crate) struct Settings {
     pub(crate) num_devs: usize,
+    /// The PCI domain asked for, or `None`: the first free emulated one
+    /// from 0x10000 up.
+    pub(crate) domain: Option<u16>,
     pub(crate) layout: Layout,
     pub(crate) identity: Identity,
     /// The window may lie in any reserved range, not only a `memmap=` one.
@@ -43,6 +55,23 @@ pub(crate) fn bar_size(name: &str, size: u64, max: u64) -> Result<u64> {
         return Err(EINVAL);
     }
     Ok(size)
+}
+
+/// Checks `domain=`: 0 means any free emulated domain (from 0x10000 up),
+/// otherwise a domain from 1 to [`MAX_DOMAIN`].
+pub(crate) fn domain(nr: u32) -> Result<Option<u16>> {
+    match u16::try_from(nr) {
+        Ok(0) => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(_) => {
+            pr_err!(
+                "domain={:#x} is invalid: use 0x1 to {:#x} (4 hex digits, as the VFIO selftests read an address), or 0 for a free domain from 0x10000 up\n",
+                nr,
+                MAX_DOMAIN
+            );
+            Err(EINVAL)
+        }
+    }
 }
 
 fn identity(id: Identity) -> Result<Identity> {
@@ -101,6 +130,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         bar2: bar_size("bar2_size", raw.bar2_size, 1 << 30)?,
     };
     let identity = identity(raw.identity)?;
+    let domain = domain(raw.domain)?;
     let layout = layout(raw, bars)?;
     let num_devs = raw.num_devs as usize;
     if num_devs > layout.slots() {
@@ -113,6 +143,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
     }
     Ok(Settings {
         num_devs,
+        domain,
         layout,
         identity,
         allow_any_reserved: raw.allow_any_reserved,
@@ -126,6 +157,7 @@ mod tests {
     fn defaults() -> Raw {
         Raw {
             num_devs: 2,
+            domain: 0,
             bar0_size: 2 << 20,
             bar2_size: 64 << 10,
             window_base: 0x4000_0000,
@@ -146,6 +178,7 @@ mod tests {
     fn defaults_are_valid() -> Result {
         let s = validate(&defaults())?;
         assert_eq!(s.num_devs, 2);
+        assert_eq!(s.domain, None);
         assert_eq!(s.layout.bar0(1), 0x4020_0000);
         assert_eq!(s.layout.bar2(1), 0x4401_0000);
         Ok(())
@@ -161,14 +194,26 @@ mod tests {
     }
 
     #[test]
+    fn domain_range() {
+        assert_eq!(domain(0), Ok(None));
+        assert_eq!(domain(1), Ok(Some(1)));
+        assert_eq!(domain(0x1000), Ok(Some(0x1000)));
+        assert_eq!(domain(0xffff), Ok(Some(0xffff)));
+        assert_eq!(domain(0x1_0000), Err(EINVAL));
+        assert_eq!(domain(0x1_1000), Err(EINVAL));
+        assert_eq!(domain(u32::MAX), Err(EINVAL));
+    }
+
+    #[test]
     fn rejects_bad_settings() {
-        let cases: [fn(&mut Raw); 6] = [
+        let cases: [fn(&mut Raw); 7] = [
             |r| r.num_devs = 33,
             |r| r.bar0_size = 3 << 20,
             |r| r.window_size = 1 << 20,
             |r| r.window_base = 0x4000_1000,
             |r| r.identity.vendor = 0xffff,
             |r| r.identity.class = 0x100_0000,
+            |r| r.domain = 0x1_0000,
         ];
         for change in cases {
             let mut raw = defaults();
