@@ -26,6 +26,16 @@
 
 #![warn(missing_docs)]
 
+/// Declares modules that exist on x86_64 only (each gets
+/// `#[cfg(target_arch = "x86_64")]`): the parts that use the x86_64 ABI or
+/// the SIGBUS probe.
+#[macro_export]
+macro_rules! x86_64_only {
+    ($($vis:vis mod $name:ident;)*) => {
+        $(#[cfg(target_arch = "x86_64")] $vis mod $name;)*
+    };
+}
+
 pub mod bench;
 pub mod error;
 pub mod expect;
@@ -39,17 +49,12 @@ pub mod uapi;
 // architecture the crate keeps only the portable modules above, and
 // `vfio_fork_revoke` reports a KTAP skip (the kselftest Makefile does not
 // even build it there).
-#[cfg(target_arch = "x86_64")]
-pub mod bad_input;
-#[cfg(target_arch = "x86_64")]
-pub mod family;
-#[cfg(target_arch = "x86_64")]
-pub mod mapping;
-#[cfg(target_arch = "x86_64")]
-pub mod probe;
-#[cfg(target_arch = "x86_64")]
-pub mod scenarios;
-#[cfg(target_arch = "x86_64")]
-pub mod sys;
-#[cfg(target_arch = "x86_64")]
-pub mod vfio;
+x86_64_only! {
+    pub mod bad_input;
+    pub mod family;
+    pub mod mapping;
+    pub mod probe;
+    pub mod scenarios;
+    pub mod sys;
+    pub mod vfio;
+}

@@ -24,18 +24,14 @@
 //! Bad usage exits 1 with the usage on stderr. x86_64 only, like the
 //! probe it uses.
 
-#[cfg(target_arch = "x86_64")]
-mod bad_input;
-#[cfg(target_arch = "x86_64")]
-mod common;
-#[cfg(target_arch = "x86_64")]
-mod fail_nth;
-#[cfg(target_arch = "x86_64")]
-mod hot_reset;
-#[cfg(target_arch = "x86_64")]
-mod roundtrip;
-#[cfg(target_arch = "x86_64")]
-mod unplug;
+vfio_revoke_selftests::x86_64_only! {
+    mod bad_input;
+    mod common;
+    mod fail_nth;
+    mod hot_reset;
+    mod roundtrip;
+    mod unplug;
+}
 
 #[cfg(target_arch = "x86_64")]
 const USAGE: &str = "usage: mock_pci_checks roundtrip BDF

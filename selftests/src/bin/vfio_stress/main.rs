@@ -14,22 +14,16 @@
 //! runs the parts in a guest and adds the kernel reports each one caused.
 //! x86_64 only, like the probe it uses.
 
-#[cfg(target_arch = "x86_64")]
-mod args;
-#[cfg(target_arch = "x86_64")]
-mod bad_input;
-#[cfg(target_arch = "x86_64")]
-mod fork_revoke;
-#[cfg(target_arch = "x86_64")]
-mod fuzz;
-#[cfg(target_arch = "x86_64")]
-mod outcome;
-#[cfg(target_arch = "x86_64")]
-mod revoke_race;
-#[cfg(target_arch = "x86_64")]
-mod touch;
-#[cfg(target_arch = "x86_64")]
-mod unplug;
+vfio_revoke_selftests::x86_64_only! {
+    mod args;
+    mod bad_input;
+    mod fork_revoke;
+    mod fuzz;
+    mod outcome;
+    mod revoke_race;
+    mod touch;
+    mod unplug;
+}
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
