@@ -150,20 +150,6 @@ impl EmulDomain {
     /// domain exists (firmware's segments, ACPI's, are not in the
     /// allocator) or another emulated host bridge holds the number.
     fn reserve(nr: u16) -> Result<Self> {
-        let d = i32::from(nr);
-        if let Some(bus) = (0..=255).find(|&b| {
-            // SAFETY: a lookup in the PCI core's bus list, under its own
-            // lock; the pointer is only compared with null.
-            !unsafe { bindings::pci_find_bus(d, b) }.is_null()
-        }) {
-            pr_err!(
-                "domain={:#x} is in use: PCI bus {:04x}:{:02x} exists; pick another domain, or 0 for a free one\n",
-                nr,
-                nr,
-                bus
-            );
-            return Err(EBUSY);
-        }
         let n = u32::from(nr);
         // SAFETY: as in `alloc`, for the one number `nr`.
         let got = unsafe { bindings::pci_bus_find_emul_domain_nr(n, n, n) };
@@ -178,7 +164,24 @@ impl EmulDomain {
             pr_err!("cannot reserve PCI domain {:#x} ({})\n", nr, got);
             return Err(Error::from_errno(got));
         }
-        Ok(EmulDomain(got))
+        // Held from here on (released on the error path below by `drop`),
+        // so no emulated bridge can take the number while the buses are
+        // looked at.
+        let domain = EmulDomain(got);
+        if let Some(bus) = (0..=255).find(|&b| {
+            // SAFETY: a lookup in the PCI core's bus list, under its own
+            // lock; the pointer is only compared with null.
+            !unsafe { bindings::pci_find_bus(got, b) }.is_null()
+        }) {
+            pr_err!(
+                "domain={:#x} is in use: PCI bus {:04x}:{:02x} exists; pick another domain, or 0 for a free one\n",
+                nr,
+                nr,
+                bus
+            );
+            return Err(EBUSY);
+        }
+        Ok(domain)
     }
 
     fn nr(&self) -> i32 {
@@ -202,7 +205,7 @@ impl EmulDomain {
 
 impl Drop for EmulDomain {
     fn drop(&mut self) {
-        // SAFETY: allocated in `alloc` and owned by nobody else.
+        // SAFETY: allocated in `alloc` or `reserve` and owned by nobody else.
         unsafe { bindings::pci_bus_release_emul_domain_nr(self.0) };
     }
 }
