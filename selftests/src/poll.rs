@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Bounded waits: every test that waits for another process, the kernel or
-//! a device waits here, with a deadline, so a hang becomes an error that
-//! says what did not happen.
+//! Bounded waits for another process, the kernel or a device: each has a
+//! deadline, so that a hang becomes an error saying what did not happen.
 
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
