@@ -121,13 +121,13 @@ mock-pci-check: modules
 
 # The kernel's own VFIO selftests (tools/testing/selftests/vfio, copied and
 # built in build/vfio-selftests) on mock-pci devices in one guest, judged
-# against selftests/vfio-upstream/expected; not part of 'make check'.
+# against selftests/vfio-upstream/expected.
 vfio-selftests: modules
 	@KDIR=$(KDIR_OF) $(CURDIR)/selftests/vfio-upstream/run
 
 # With KDIR= the fork-race comparison (two project kernels) is left out;
 # with DEBUG=1 also lint (the same sources as without it).
-check: deps kernel modules $(if $(DEBUG),,lint) kunit mock-pci-check selftest stress-short $(if $(KDIR)$(DEBUG),,fork-race)
+check: deps kernel modules $(if $(DEBUG),,lint) kunit mock-pci-check selftest vfio-selftests stress-short $(if $(KDIR)$(DEBUG),,fork-race)
 	@echo "check: all passed"
 
 run: modules

@@ -24,6 +24,7 @@ use crate::{
     accessors, bridge,
     config::Template,
     fabric::{Fabric, Templates},
+    iommu,
     layout::Layout,
     params::Settings,
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
@@ -54,6 +55,9 @@ pub(crate) struct Host {
     /// The registered bridge (null until registration succeeded); it owns
     /// the domain number.
     bridge: AtomicPtr<bindings::pci_host_bridge>,
+    /// The software IOMMU (`iommu=1`), registered before the bus is scanned
+    /// and unregistered after it is removed, before its sysfs parent.
+    iommu: Option<Pin<KBox<iommu::Registration>>>,
     faux: faux::Registration,
     // Dropped after the bus is gone (`PinnedDrop` runs first).
     _scan_all: ScanAllDevices,
@@ -245,7 +249,7 @@ impl Host {
         };
         let nr = domain.nr();
         let scan_all = ScanAllDevices::enable();
-        let host = KBox::pin_init(
+        let mut host = KBox::pin_init(
             pin_init!(Host {
                 // SAFETY: all-zero is a valid `pci_sysdata`; the domain and
                 // node are set below.
@@ -274,11 +278,17 @@ impl Host {
                 window,
                 domain: nr,
                 bridge: AtomicPtr::new(core::ptr::null_mut()),
+                iommu: None,
                 faux,
                 _scan_all: scan_all,
             }),
             GFP_KERNEL,
         )?;
+        if settings.iommu {
+            let reg = iommu::Registration::new(host.faux_dev(), host.sysdata.get().cast(), nr)?;
+            // SAFETY: `iommu` is not structurally pinned.
+            unsafe { Pin::get_unchecked_mut(host.as_mut()) }.iommu = Some(reg);
+        }
         host.fabric
             .lock()
             .power_on_port(&host.templates.port, &host.layout);
@@ -286,7 +296,55 @@ impl Host {
             host.power_on(slot)?;
         }
         host.register(domain)?;
+        if host.iommu.is_some() {
+            let lock = RescanLock::take();
+            let bus = host.secondary_bus(&lock);
+            for slot in 0..settings.num_devs {
+                // SAFETY: the bus was just scanned and stays registered
+                // while the rescan lock is held.
+                unsafe { host.check_iommu(bus, slot) }?;
+            }
+        }
         Ok(host)
+    }
+
+    /// The module's faux device, parent of the bridge and the IOMMU.
+    fn faux_dev(&self) -> *mut bindings::device {
+        let faux_dev: &kernel::device::Device<kernel::device::Bound> = self.faux.as_ref().as_ref();
+        // `Device` is a transparent wrapper of `struct device`.
+        core::ptr::from_ref(faux_dev)
+            .cast_mut()
+            .cast::<bindings::device>()
+    }
+
+    /// With `iommu=1`, checks that the function in `slot` of `bus` got its
+    /// IOMMU group from the software IOMMU: a hardware IOMMU registered
+    /// first would claim it, or leave it without one, and VFIO would then
+    /// use that IOMMU or refuse the device.
+    ///
+    /// # Safety
+    ///
+    /// `bus` is registered, and the caller holds the rescan lock.
+    unsafe fn check_iommu(&self, bus: *mut bindings::pci_bus, slot: usize) -> Result {
+        let Some(reg) = &self.iommu else {
+            return Ok(());
+        };
+        // SAFETY: see the function's safety section.
+        let pdev = unsafe { bindings::pci_get_slot(bus, devfn(slot)) };
+        if pdev.is_null() {
+            return Ok(());
+        }
+        let ours = reg.serves(pdev);
+        // SAFETY: taken by `pci_get_slot`.
+        unsafe { bindings::pci_dev_put(pdev) };
+        if !ours {
+            pr_err!(
+                "slot {}: another IOMMU (a hardware one?) claimed the device or gave it no group; the software IOMMU needs to be the only one: load with iommu=0\n",
+                slot
+            );
+            return Err(ENODEV);
+        }
+        Ok(())
     }
 
     /// Puts a function in `slot` in its power-on state, with its BARs
@@ -330,11 +388,7 @@ impl Host {
         // SAFETY: `bridge` is fresh and unregistered. From here on, freeing
         // it releases the domain number.
         unsafe { domain.give_to(bridge) };
-        let faux_dev: &kernel::device::Device<kernel::device::Bound> = self.faux.as_ref().as_ref();
-        // `Device` is a transparent wrapper of `struct device`.
-        let parent = core::ptr::from_ref(faux_dev)
-            .cast_mut()
-            .cast::<bindings::device>();
+        let parent = self.faux_dev();
         // SAFETY: `bridge` is a fresh, exclusively owned bridge; `sysdata`,
         // the ops and both resources outlive the bus (drop removes it first).
         let ret = unsafe {
@@ -408,7 +462,34 @@ impl Host {
             );
             return Err(EIO);
         }
+        // SAFETY: as above.
+        if let Err(e) = unsafe { self.check_iommu(bus, slot) } {
+            // SAFETY: as above.
+            unsafe { self.remove_locked(bus, slot) };
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Removes the function in `slot` of `bus`, if the PCI core has one
+    /// there, and empties the slot.
+    ///
+    /// # Safety
+    ///
+    /// `bus` is null or registered, and the caller holds the rescan lock.
+    unsafe fn remove_locked(&self, bus: *mut bindings::pci_bus, slot: usize) {
+        if !bus.is_null() {
+            // SAFETY: see the function's safety section: the device cannot
+            // go away between lookup and removal.
+            unsafe {
+                let pdev = bindings::pci_get_slot(bus, devfn(slot));
+                if !pdev.is_null() {
+                    bindings::pci_stop_and_remove_bus_device(pdev);
+                    bindings::pci_dev_put(pdev);
+                }
+            }
+        }
+        self.fabric.lock().remove(slot);
     }
 
     /// Hot-removes the device in `slot`, as surprise-free as `sysfs remove`:
@@ -421,18 +502,9 @@ impl Host {
             return Err(ENODEV);
         }
         let bus = self.secondary_bus(&lock);
-        if !bus.is_null() {
-            // SAFETY: the bus is registered; the rescan lock is held, so the
-            // device cannot go away between lookup and removal.
-            unsafe {
-                let pdev = bindings::pci_get_slot(bus, devfn(slot));
-                if !pdev.is_null() {
-                    bindings::pci_stop_and_remove_bus_device(pdev);
-                    bindings::pci_dev_put(pdev);
-                }
-            }
-        }
-        self.fabric.lock().remove(slot);
+        // SAFETY: a bus `secondary_bus` found stays registered while the
+        // rescan lock is held.
+        unsafe { self.remove_locked(bus, slot) };
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ mod config_tests;
 mod control;
 mod fabric;
 mod host;
+mod iommu;
 mod layout;
 mod memmap;
 mod params;
@@ -33,6 +34,7 @@ module! {
     authors: ["vfio-revoke developers"],
     description: "Software PCI bus with memory-backed BARs for VFIO testing",
     license: "GPL",
+    imports_ns: ["GENERIC_PT_IOMMU"],
     params: {
         num_devs: u32 {
             default: 2,
@@ -82,12 +84,20 @@ module! {
             default: 1,
             description: "Revision ID",
         },
+        iommu: bool {
+            default: false,
+            description: "Register a software IOMMU for the mock functions (one IOMMU group each; type1 and iommufd work as with hardware). The devices then pin the module: remove them (del_device) before rmmod",
+        },
         allow_any_reserved: bool {
             default: false,
             description: "Accept a window in a reserved range no memmap= option made (firmware's memory, which loading overwrites): only for memory known to be unused",
         },
     },
 }
+
+/// This module, for the C tables that name their owner.
+pub(crate) const THIS_MODULE: *mut kernel::bindings::module =
+    <MockPci as kernel::ModuleMetadata>::THIS_MODULE.as_ptr();
 
 /// The loaded module: the bus with its devices, and the control files.
 struct MockPci {
@@ -106,6 +116,7 @@ fn raw_params() -> params::Raw {
         window_base: p::window_base.value(),
         window_size: p::window_size.value(),
         allow_any_reserved: p::allow_any_reserved.value(),
+        iommu: p::iommu.value(),
         identity: config::Identity {
             vendor: p::vendor.value(),
             device: p::device.value(),

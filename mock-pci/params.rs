@@ -27,6 +27,7 @@ pub(crate) struct Raw {
     pub(crate) window_base: u64,
     pub(crate) window_size: u64,
     pub(crate) allow_any_reserved: bool,
+    pub(crate) iommu: bool,
     pub(crate) identity: Identity,
 }
 
@@ -40,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) identity: Identity,
     /// The window may lie in any reserved range, not only a `memmap=` one.
     pub(crate) allow_any_reserved: bool,
+    /// Register the software IOMMU for the mock functions.
+    pub(crate) iommu: bool,
 }
 
 /// Checks a BAR size parameter: a power of two of at least [`MIN_BAR_SIZE`].
@@ -147,6 +150,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         layout,
         identity,
         allow_any_reserved: raw.allow_any_reserved,
+        iommu: raw.iommu,
     })
 }
 
@@ -163,6 +167,7 @@ mod tests {
             window_base: 0x4000_0000,
             window_size: 256 << 20,
             allow_any_reserved: false,
+            iommu: false,
             identity: Identity {
                 vendor: 0x1234,
                 device: 0xf00d,
