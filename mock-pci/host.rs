@@ -26,6 +26,7 @@ use crate::{
     fabric::{Fabric, Templates},
     iommu,
     layout::Layout,
+    msi_domain::MsiDomain,
     params::Settings,
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
     window::Window,
@@ -58,6 +59,8 @@ pub(crate) struct Host {
     /// The software IOMMU (`iommu=1`), registered before the bus is scanned
     /// and unregistered after it is removed, before its sysfs parent.
     iommu: Option<Pin<KBox<iommu::Registration>>>,
+    /// The MSI parent domain of the bus, removed after the bus.
+    msi: MsiDomain,
     faux: faux::Registration,
     // Dropped after the bus is gone (`PinnedDrop` runs first).
     _scan_all: ScanAllDevices,
@@ -248,6 +251,7 @@ impl Host {
             None => EmulDomain::alloc()?,
         };
         let nr = domain.nr();
+        let msi = MsiDomain::new(nr)?;
         let scan_all = ScanAllDevices::enable();
         let mut host = KBox::pin_init(
             pin_init!(Host {
@@ -279,6 +283,7 @@ impl Host {
                 domain: nr,
                 bridge: AtomicPtr::new(core::ptr::null_mut()),
                 iommu: None,
+                msi,
                 faux,
                 _scan_all: scan_all,
             }),
@@ -386,8 +391,12 @@ impl Host {
             return Err(ENOMEM);
         }
         // SAFETY: `bridge` is fresh and unregistered. From here on, freeing
-        // it releases the domain number.
-        unsafe { domain.give_to(bridge) };
+        // it releases the domain number. The MSI domain is dropped after
+        // the bus.
+        unsafe {
+            domain.give_to(bridge);
+            self.msi.attach(bridge);
+        }
         let parent = self.faux_dev();
         // SAFETY: `bridge` is a fresh, exclusively owned bridge; `sysdata`,
         // the ops and both resources outlive the bus (drop removes it first).

@@ -24,6 +24,7 @@ mod host;
 mod iommu;
 mod layout;
 mod memmap;
+mod msi_domain;
 mod params;
 mod raw_lock;
 mod window;
