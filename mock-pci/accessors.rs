@@ -6,9 +6,16 @@
 //!
 //! The accessors may run with interrupts off and, since x86 selects
 //! `PCI_LOCKLESS_CONFIG`, concurrently with each other: they take the host's
-//! raw spinlock, never sleep and never allocate.
+//! raw spinlock, never sleep and never allocate. A write that resets
+//! functions also resets their MSI-X tables, which are BAR memory, under
+//! the same lock.
 
-use crate::{fabric::Event, host::Host};
+use crate::{
+    fabric::{Event, Fabric},
+    host::Host,
+    layout::MAX_SLOTS,
+    msix,
+};
 use kernel::{bindings, ffi::c_void, prelude::*};
 
 /// Operations of the mock buses.
@@ -82,14 +89,19 @@ unsafe extern "C" fn write(
     if !valid_access(offset, size) {
         return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32;
     }
-    let event = host.fabric.lock().write(
-        &host.templates,
-        nr,
-        devfn,
-        offset as usize,
-        size as usize,
-        val,
-    );
+    let event = {
+        let mut fabric = host.fabric.lock();
+        let event = fabric.write(
+            &host.templates,
+            nr,
+            devfn,
+            offset as usize,
+            size as usize,
+            val,
+        );
+        reset_msix_tables(host, &fabric, event);
+        event
+    };
     let d = host.domain;
     match event {
         None => return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32,
@@ -105,6 +117,28 @@ unsafe extern "C" fn write(
         }
     }
     bindings::PCIBIOS_SUCCESSFUL as i32
+}
+
+/// Resets the MSI-X table of every function `event` reset: the one that
+/// reset itself (FLR, D3hot to D0), or each one on the bus that a
+/// Secondary Bus Reset reached.
+fn reset_msix_tables(host: &Host, fabric: &Fabric, event: Option<Event>) {
+    let slots = match event {
+        Some(Event::FunctionReset(slot)) => slot..slot + 1,
+        Some(Event::BusResetAsserted) => 0..MAX_SLOTS,
+        _ => return,
+    };
+    for slot in slots.filter(|&s| fabric.present(s)) {
+        let bar2 = host.layout.bar2(slot);
+        if let Err(e) = msix::reset(&host.window, &host.templates.func, bar2) {
+            pr_err!(
+                "slot {}: cannot reset the MSI-X table at {:#x} ({})\n",
+                slot,
+                bar2,
+                e.to_errno()
+            );
+        }
+    }
 }
 
 /// Whether the memory window of `bridge` is in the resource tree.

@@ -14,6 +14,7 @@ mod tests {
         config_tests::{BARS, ID},
         fabric::*,
         layout::{Layout, LayoutError},
+        msi::Irqs,
     };
     use kernel::{bindings, prelude::*};
 
@@ -37,7 +38,7 @@ mod tests {
         let t = KBox::new(
             Templates {
                 port: template(),
-                func: Template::new(&ID, &BARS),
+                func: Template::new(&ID, &BARS, &Irqs::default()),
             },
             GFP_KERNEL,
         )?;

@@ -13,6 +13,10 @@
 //! so a table of them can be initialised in place. The Root Port
 //! (`bridge.rs`) uses the same two types for its type 1 header.
 
+use crate::{
+    msi::{self, Irqs},
+    msix,
+};
 use kernel::{bindings, prelude::*};
 
 /// Bytes of conventional configuration space. Extended space (0x100 and up)
@@ -109,12 +113,16 @@ pub(crate) struct Template {
     regs: [u8; CFG_SIZE],
     wmask: [u8; CFG_SIZE],
     w1c: [u8; CFG_SIZE],
+    /// Whether there is an MSI capability (at [`msi::MSI_CAP`]).
+    msi: bool,
+    /// The MSI-X table, if there is an MSI-X capability.
+    msix: Option<msix::Table>,
 }
 
 impl Template {
-    /// Power-on state of a function with these IDs and BARs: BAR addresses
-    /// zero, decoding off, in D0.
-    pub(crate) fn new(id: &Identity, bars: &BarSizes) -> Self {
+    /// Power-on state of a function with these IDs, BARs and interrupts:
+    /// BAR addresses zero, decoding off, in D0.
+    pub(crate) fn new(id: &Identity, bars: &BarSizes, irqs: &Irqs) -> Self {
         let mut c = Template::blank();
         c.set16(bindings::PCI_VENDOR_ID as usize, id.vendor);
         c.set16(bindings::PCI_DEVICE_ID as usize, id.device);
@@ -142,7 +150,21 @@ impl Template {
         c.set8(bindings::PCI_CAPABILITY_LIST as usize, PM_CAP as u8);
         c.init_pm_cap();
         c.init_exp_cap();
+        c.init_irqs(irqs, bars);
         c
+    }
+
+    /// Interrupt Pin, MSI and MSI-X capabilities, as `irqs` asks.
+    fn init_irqs(&mut self, irqs: &Irqs, bars: &BarSizes) {
+        let table = (irqs.msix != 0).then(|| msix::Table::new(irqs.msix, bars.bar2));
+        msi::init(self, irqs, table.as_ref());
+        self.msi = irqs.msi != 0;
+        self.msix = table;
+    }
+
+    /// Where the MSI-X table lies in BAR2, if there is one.
+    pub(crate) fn msix(&self) -> Option<&msix::Table> {
+        self.msix.as_ref()
     }
 
     /// Power management capability, version 3, D0 and D3hot only, without
@@ -202,6 +224,8 @@ impl Template {
             regs: [0; CFG_SIZE],
             wmask: [0; CFG_SIZE],
             w1c: [0; CFG_SIZE],
+            msi: false,
+            msix: None,
         }
     }
 
@@ -238,6 +262,17 @@ impl Template {
         self.wmask[at..at + 4].copy_from_slice(&writable.to_le_bytes());
         self.w1c[at..at + 4].copy_from_slice(&w1c.to_le_bytes());
     }
+
+    /// The first offset at which `self` and `other` differ in a power-on
+    /// value or a mask, if any.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn first_difference(&self, other: &Template) -> Option<usize> {
+        (0..CFG_SIZE).find(|&i| {
+            self.regs[i] != other.regs[i]
+                || self.wmask[i] != other.wmask[i]
+                || self.w1c[i] != other.w1c[i]
+        })
+    }
 }
 
 /// Register values of one function. All zeroes is a valid (powered-off)
@@ -263,6 +298,9 @@ impl ConfigSpace {
     pub(crate) fn write(&mut self, t: &Template, offset: usize, size: usize, value: u32) -> Effect {
         let old_power = self.power_state();
         self.store(t, offset, size, value);
+        if t.msi {
+            msi::clamp_mme(self);
+        }
         if matches!(self.power_state(), 1 | 2) {
             // D1 and D2 are not advertised: a write asking for them is
             // discarded and changes no state (PCI PM 1.2, 3.2.4).

@@ -24,7 +24,7 @@ pub(crate) const BARS: BarSizes = BarSizes {
 #[kunit_tests(mock_pci_config)]
 mod tests {
     use super::{BARS, ID};
-    use crate::config::*;
+    use crate::{config::*, msi::Irqs};
     use kernel::{bindings, prelude::*};
 
     const COMMAND: usize = bindings::PCI_COMMAND as usize;
@@ -32,7 +32,7 @@ mod tests {
     const BAR0: usize = bindings::PCI_BASE_ADDRESS_0 as usize;
 
     fn fresh() -> Result<(KBox<Template>, KBox<ConfigSpace>)> {
-        let t = KBox::new(Template::new(&ID, &BARS), GFP_KERNEL)?;
+        let t = KBox::new(Template::new(&ID, &BARS, &Irqs::default()), GFP_KERNEL)?;
         let mut c = KBox::new(ConfigSpace::zeroed(), GFP_KERNEL)?;
         c.reset(&t);
         Ok((t, c))

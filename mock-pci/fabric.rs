@@ -7,10 +7,10 @@
 //! Root Port; the secondary bus number the port holds selects the
 //! functions) and where a Secondary Bus Reset takes effect: asserting it
 //! resets every function on the secondary bus to its power-on state, as an
-//! FLR does (configuration registers only; BAR memory keeps its contents),
-//! and holds them in reset, unreachable, until it is released. Plain data,
-//! guarded by the host's raw spinlock; the accessors call in with
-//! interrupts off.
+//! FLR does (configuration registers here; the accessors reset the MSI-X
+//! tables, and the rest of BAR memory keeps its contents), and holds them
+//! in reset, unreachable, until it is released. Plain data, guarded by the
+//! host's raw spinlock; the accessors call in with interrupts off.
 
 use crate::{
     bridge::{PortEffect, RootPort},

@@ -276,7 +276,7 @@ impl Host {
                 }),
                 templates: Templates {
                     port: bridge::template(),
-                    func: Template::new(&settings.identity, &layout.bars()),
+                    func: Template::new(&settings.identity, &layout.bars(), &settings.irqs),
                 },
                 layout,
                 window,
@@ -353,11 +353,13 @@ impl Host {
     }
 
     /// Puts a function in `slot` in its power-on state, with its BARs
-    /// programmed by "firmware" and its BAR memory zeroed.
+    /// programmed by "firmware" and its BAR memory zeroed (its MSI-X table
+    /// masked).
     fn power_on(&self, slot: usize) -> Result {
         let l = &self.layout;
         self.window.zero(l.bar0(slot), l.bars().bar0 as usize)?;
         self.window.zero(l.bar2(slot), l.bars().bar2 as usize)?;
+        crate::msix::reset(&self.window, &self.templates.func, l.bar2(slot))?;
         self.fabric
             .lock()
             .power_on(&self.templates.func, slot, l.bar0(slot), l.bar2(slot));

@@ -24,7 +24,11 @@ mod host;
 mod iommu;
 mod layout;
 mod memmap;
+mod msi;
 mod msi_domain;
+#[cfg(CONFIG_KUNIT)]
+mod msi_tests;
+mod msix;
 mod params;
 mod raw_lock;
 mod window;
@@ -93,6 +97,18 @@ module! {
             default: false,
             description: "Accept a window in a reserved range no memmap= option made (firmware's memory, which loading overwrites): only for memory known to be unused",
         },
+        msi_vectors: u32 {
+            default: 0,
+            description: "MSI vectors of every device: 0 (default) for no MSI capability, or a power of two from 1 to 32 (64-bit, per-vector masking; registers only)",
+        },
+        msix_vectors: u32 {
+            default: 0,
+            description: "MSI-X table entries of every device: 0 (default) for no MSI-X capability, or 1 to 2048; the table and PBA live in the upper half of BAR2 (registers only)",
+        },
+        intx: bool {
+            default: false,
+            description: "Give every device Interrupt Pin INTA# (registers only; no interrupt routing: ACPI logs 'PCI INT A: no GSI' when a driver enables the device)",
+        },
     },
 }
 
@@ -125,6 +141,11 @@ fn raw_params() -> params::Raw {
             subsys_device: p::subsys_device.value(),
             class: p::class.value(),
             revision: p::revision.value(),
+        },
+        irqs: msi::Irqs {
+            msi: p::msi_vectors.value(),
+            msix: p::msix_vectors.value(),
+            intx: p::intx.value(),
         },
     }
 }

@@ -7,6 +7,8 @@
 
 use crate::config::{BarSizes, Identity};
 use crate::layout::{Layout, LayoutError};
+use crate::msi::{Irqs, MAX_MSI_VECTORS};
+use crate::msix;
 use kernel::prelude::*;
 
 /// Smallest BAR the module creates: one page, so that every BAR can be mmapped.
@@ -29,6 +31,7 @@ pub(crate) struct Raw {
     pub(crate) allow_any_reserved: bool,
     pub(crate) iommu: bool,
     pub(crate) identity: Identity,
+    pub(crate) irqs: Irqs,
 }
 
 /// Validated settings.
@@ -39,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) domain: Option<u16>,
     pub(crate) layout: Layout,
     pub(crate) identity: Identity,
+    /// Interrupt Pin, MSI and MSI-X capabilities of every function.
+    pub(crate) irqs: Irqs,
     /// The window may lie in any reserved range, not only a `memmap=` one.
     pub(crate) allow_any_reserved: bool,
     /// Register the software IOMMU for the mock functions.
@@ -75,6 +80,45 @@ pub(crate) fn domain(nr: u32) -> Result<Option<u16>> {
             Err(EINVAL)
         }
     }
+}
+
+/// Checks `msi_vectors=`: 0 (no MSI capability) or a power of two up to
+/// [`MAX_MSI_VECTORS`].
+pub(crate) fn msi_vectors(n: u32) -> Result<u32> {
+    if n != 0 && (!n.is_power_of_two() || n > MAX_MSI_VECTORS) {
+        pr_err!(
+            "msi_vectors={} is invalid: use 0 (no MSI) or a power of two from 1 to {}\n",
+            n,
+            MAX_MSI_VECTORS
+        );
+        return Err(EINVAL);
+    }
+    Ok(n)
+}
+
+/// Checks `msix_vectors=`: 0 (no MSI-X capability) up to
+/// [`msix::MAX_VECTORS`], with the table and the PBA in the upper half of a
+/// BAR2 of `bar2_size` bytes.
+pub(crate) fn msix_vectors(n: u32, bar2_size: u64) -> Result<u32> {
+    if n > msix::MAX_VECTORS {
+        pr_err!(
+            "msix_vectors={} is invalid: use 0 (no MSI-X) to {}\n",
+            n,
+            msix::MAX_VECTORS
+        );
+        return Err(EINVAL);
+    }
+    if !msix::Table::fits(n, bar2_size) {
+        pr_err!(
+            "msix_vectors={} does not fit bar2_size={:#x}: the MSI-X table and PBA ({:#x} bytes) live in the upper half of BAR2; use bar2_size={:#x} or more\n",
+            n,
+            bar2_size,
+            msix::Table::footprint(n),
+            msix::Table::min_bar2(n, MIN_BAR_SIZE)
+        );
+        return Err(EINVAL);
+    }
+    Ok(n)
 }
 
 fn identity(id: Identity) -> Result<Identity> {
@@ -133,6 +177,11 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         bar2: bar_size("bar2_size", raw.bar2_size, 1 << 30)?,
     };
     let identity = identity(raw.identity)?;
+    let irqs = Irqs {
+        msi: msi_vectors(raw.irqs.msi)?,
+        msix: msix_vectors(raw.irqs.msix, bars.bar2)?,
+        intx: raw.irqs.intx,
+    };
     let domain = domain(raw.domain)?;
     let layout = layout(raw, bars)?;
     let num_devs = raw.num_devs as usize;
@@ -149,6 +198,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         domain,
         layout,
         identity,
+        irqs,
         allow_any_reserved: raw.allow_any_reserved,
         iommu: raw.iommu,
     })
@@ -176,6 +226,7 @@ mod tests {
                 class: 0xff_0000,
                 revision: 1,
             },
+            irqs: Irqs::default(),
         }
     }
 
@@ -186,6 +237,7 @@ mod tests {
         assert_eq!(s.domain, None);
         assert_eq!(s.layout.bar0(1), 0x4020_0000);
         assert_eq!(s.layout.bar2(1), 0x4401_0000);
+        assert_eq!(s.irqs, Irqs::default());
         Ok(())
     }
 
@@ -210,8 +262,35 @@ mod tests {
     }
 
     #[test]
+    fn msi_vectors_are_a_power_of_two_up_to_32() {
+        for n in [0, 1, 2, 4, 8, 16, 32] {
+            assert_eq!(msi_vectors(n), Ok(n));
+        }
+        for n in [3, 6, 24, 33, 64, u32::MAX] {
+            assert_eq!(msi_vectors(n), Err(EINVAL));
+        }
+    }
+
+    #[test]
+    fn msix_table_and_pba_fit_the_upper_half_of_bar2() {
+        let k = 1 << 10;
+        assert_eq!(msix_vectors(0, 4 * k), Ok(0));
+        assert_eq!(msix_vectors(1, 4 * k), Ok(1));
+        // 127 entries and one PBA word: 2032 + 8 bytes of 2 KiB.
+        assert_eq!(msix_vectors(127, 4 * k), Ok(127));
+        assert_eq!(msix_vectors(128, 4 * k), Err(EINVAL));
+        // 2048 entries and 32 PBA words: 32 KiB + 256 bytes.
+        assert_eq!(msix_vectors(2048, 64 * k), Err(EINVAL));
+        assert_eq!(msix_vectors(2048, 128 * k), Ok(2048));
+        assert_eq!(msix_vectors(2049, 1 << 30), Err(EINVAL));
+        assert_eq!(msix::Table::min_bar2(2048, MIN_BAR_SIZE), 128 * k);
+        assert_eq!(msix::Table::min_bar2(128, MIN_BAR_SIZE), 8 * k);
+        assert_eq!(msix::Table::min_bar2(1, MIN_BAR_SIZE), 4 * k);
+    }
+
+    #[test]
     fn rejects_bad_settings() {
-        let cases: [fn(&mut Raw); 7] = [
+        let cases: [fn(&mut Raw); 10] = [
             |r| r.num_devs = 33,
             |r| r.bar0_size = 3 << 20,
             |r| r.window_size = 1 << 20,
@@ -219,6 +298,9 @@ mod tests {
             |r| r.identity.vendor = 0xffff,
             |r| r.identity.class = 0x100_0000,
             |r| r.domain = 0x1_0000,
+            |r| r.irqs.msi = 3,
+            |r| r.irqs.msix = 2049,
+            |r| r.irqs.msix = 2048,
         ];
         for change in cases {
             let mut raw = defaults();

@@ -82,6 +82,12 @@ pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
 pub const VFIO_PCI_ROM_REGION_INDEX: u32 = 6;
 /// `VFIO_PCI_VGA_REGION_INDEX`.
 pub const VFIO_PCI_VGA_REGION_INDEX: u32 = 8;
+/// `VFIO_PCI_INTX_IRQ_INDEX`.
+pub const VFIO_PCI_INTX_IRQ_INDEX: u32 = 0;
+/// `VFIO_PCI_MSI_IRQ_INDEX`.
+pub const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
+/// `VFIO_PCI_MSIX_IRQ_INDEX`.
+pub const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
 /// `VFIO_PCI_NUM_IRQS`.
 pub const VFIO_PCI_NUM_IRQS: u32 = 5;
 /// vfio-pci places region `i` at `i << VFIO_PCI_OFFSET_SHIFT` in the device

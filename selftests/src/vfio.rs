@@ -199,6 +199,25 @@ impl Device {
         })
     }
 
+    /// `VFIO_DEVICE_GET_IRQ_INFO` for `index` (`VFIO_PCI_*_IRQ_INDEX`).
+    pub fn irq_info(&self, index: u32) -> Result<uapi::IrqInfo> {
+        let mut i = uapi::IrqInfo {
+            argsz: argsz::<uapi::IrqInfo>(),
+            index,
+            ..Default::default()
+        };
+        // SAFETY: `i` is a live `vfio_irq_info` with argsz and index set.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_GET_IRQ_INFO,
+                &raw mut i as usize,
+                &format!("VFIO_DEVICE_GET_IRQ_INFO({index})"),
+            )?
+        };
+        Ok(i)
+    }
+
     /// BAR `index`, which must exist and be mappable.
     pub fn bar(&self, index: u32) -> Result<Region> {
         if index >= uapi::VFIO_PCI_NUM_BARS {

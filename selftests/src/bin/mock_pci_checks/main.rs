@@ -19,7 +19,10 @@
 //! * `fail-nth N KO [PARAM...]`: loads the module file KO with the Nth
 //!   fault-injectable call of the load failing (for
 //!   mock-pci/tests/fail-register); prints the load's errno (0 if it
-//!   loaded) and `injected` or `not-injected`.
+//!   loaded) and `injected` or `not-injected`;
+//! * `irq-info BDF`: not a check but a report: the count and flags
+//!   `VFIO_DEVICE_GET_IRQ_INFO` gives for INTx, MSI and MSI-X of a device
+//!   bound to a vfio-pci driver, one line each (`msi: count 16 flags 0x9`).
 //!
 //! Bad usage exits 1 with the usage on stderr. x86_64 only, like the
 //! probe it uses.
@@ -29,6 +32,7 @@ vfio_revoke_selftests::x86_64_only! {
     mod common;
     mod fail_nth;
     mod hot_reset;
+    mod irq_info;
     mod roundtrip;
     mod unplug;
 }
@@ -38,7 +42,8 @@ const USAGE: &str = "usage: mock_pci_checks roundtrip BDF
        mock_pci_checks hot-reset BDF_STOCK BDF_VARIANT
        mock_pci_checks unplug-mapped BDF
        mock_pci_checks bad-input-vs-stock BDF
-       mock_pci_checks fail-nth N KO [PARAM...]";
+       mock_pci_checks fail-nth N KO [PARAM...]
+       mock_pci_checks irq-info BDF";
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -53,6 +58,7 @@ fn main() {
         ["hot-reset", _, _] if bdf_ok(&args[1..]) => hot_reset::run(&args[1], &args[2]),
         ["unplug-mapped", _] if bdf_ok(&args[1..]) => unplug::run(&args[1]),
         ["bad-input-vs-stock", _] if bdf_ok(&args[1..]) => bad_input::run(&args[1]),
+        ["irq-info", _] if bdf_ok(&args[1..]) => irq_info::run(&args[1]),
         ["fail-nth", n, _, ..] if n.parse::<u32>().is_ok() => {
             fail_nth::run(n, &args[2], &args[3..])
         }

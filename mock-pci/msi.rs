@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The interrupt registers of a mock function: the Interrupt Pin and the
+//! MSI and MSI-X capabilities, each optional (module parameters
+//! `intx`, `msi_vectors`, `msix_vectors`).
+//!
+//! Registers only: the PCI core and VFIO find, size, enable and mask the
+//! interrupts as on hardware, but nothing delivers one yet. The
+//! capabilities follow the PCI Express capability at fixed offsets,
+//! [`MSI_CAP`] then [`MSIX_CAP`], each linked only if present.
+//!
+//! - MSI: 64-bit addresses with per-vector masking. Message Control's
+//!   Multiple Message Capable says how many vectors there are; Multiple
+//!   Message Enable is read/write, and a value above the capable one (which
+//!   software must not write) reads back as the capable one.
+//! - MSI-X: Table Size, Function Mask and Enable; the table and the PBA
+//!   are in BAR2 (see [`crate::msix`]).
+
+use crate::{
+    config::{ConfigSpace, Template, EXP_CAP},
+    msix,
+};
+use kernel::bindings;
+
+/// Offset of the MSI capability, when there is one.
+pub(crate) const MSI_CAP: usize = 0x90;
+/// Offset of the MSI-X capability, when there is one.
+pub(crate) const MSIX_CAP: usize = 0xb0;
+
+/// Most MSI vectors a function can have (Multiple Message Capable 101b).
+pub(crate) const MAX_MSI_VECTORS: u32 = 32;
+
+/// Size of an MSI capability with 64-bit addresses and per-vector masking.
+const MSI_CAP_SIZE: usize = bindings::PCI_MSI_PENDING_64 as usize + 4;
+/// Size of an MSI-X capability.
+const MSIX_CAP_SIZE: usize = bindings::PCI_MSIX_PBA as usize + 4;
+
+const MSI_FLAGS: usize = MSI_CAP + bindings::PCI_MSI_FLAGS as usize;
+const MSIX_FLAGS: usize = MSIX_CAP + bindings::PCI_MSIX_FLAGS as usize;
+const MSI_QMASK: u32 = bindings::PCI_MSI_FLAGS_QMASK;
+const MSI_QSIZE: u32 = bindings::PCI_MSI_FLAGS_QSIZE;
+
+const _: () = assert!(EXP_CAP + crate::config::EXP_CAP_SIZE <= MSI_CAP);
+const _: () = assert!(MSI_CAP + MSI_CAP_SIZE <= MSIX_CAP);
+const _: () = assert!(MSIX_CAP + MSIX_CAP_SIZE <= crate::config::CFG_SIZE);
+
+/// Which interrupts a mock function has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Irqs {
+    /// MSI vectors: 0 (no MSI capability) or a power of two up to
+    /// [`MAX_MSI_VECTORS`].
+    pub(crate) msi: u32,
+    /// MSI-X table entries: 0 (no MSI-X capability) up to
+    /// [`msix::MAX_VECTORS`], the table and PBA fitting the upper half of
+    /// BAR2.
+    pub(crate) msix: u32,
+    /// Interrupt Pin INTA#.
+    pub(crate) intx: bool,
+}
+
+/// Adds the interrupt registers of `irqs` to `t`, a function's template
+/// whose capability list ends at the PCI Express capability; `table` is
+/// where the MSI-X table lies if `irqs` has MSI-X. Nothing changes for
+/// `Irqs::default()`.
+pub(crate) fn init(t: &mut Template, irqs: &Irqs, table: Option<&msix::Table>) {
+    if irqs.intx {
+        t.set8(bindings::PCI_INTERRUPT_PIN as usize, 1);
+    }
+    let mut next = EXP_CAP + 1;
+    if irqs.msi != 0 {
+        t.set8(next, MSI_CAP as u8);
+        next = MSI_CAP + 1;
+        init_msi(t, irqs.msi);
+    }
+    if let Some(table) = table {
+        t.set8(next, MSIX_CAP as u8);
+        init_msix(t, table);
+    }
+}
+
+/// MSI capability with `vectors` vectors (a power of two), 64-bit
+/// addresses and per-vector masking.
+fn init_msi(t: &mut Template, vectors: u32) {
+    let at = |reg: u32| MSI_CAP + reg as usize;
+    t.set8(MSI_CAP, bindings::PCI_CAP_ID_MSI as u8);
+    let mmc = vectors.trailing_zeros() << 1;
+    let flags = mmc | bindings::PCI_MSI_FLAGS_64BIT | bindings::PCI_MSI_FLAGS_MASKBIT;
+    t.set16(MSI_FLAGS, flags as u16);
+    t.set_mask16(
+        MSI_FLAGS,
+        (bindings::PCI_MSI_FLAGS_ENABLE | MSI_QSIZE) as u16,
+        0,
+    );
+    // The address is dword aligned: bits 1:0 read as zero.
+    t.set_mask32(at(bindings::PCI_MSI_ADDRESS_LO), !3, 0);
+    t.set_mask32(at(bindings::PCI_MSI_ADDRESS_HI), !0, 0);
+    // Message Data: 16 bits (no Extended Message Data).
+    t.set_mask16(at(bindings::PCI_MSI_DATA_64), 0xffff, 0);
+    // One mask bit per vector; Pending Bits stay zero.
+    let mask = u32::MAX >> (32 - vectors);
+    t.set_mask32(at(bindings::PCI_MSI_MASK_64), mask, 0);
+}
+
+/// MSI-X capability with its table and PBA in BAR2 where `table` says.
+fn init_msix(t: &mut Template, table: &msix::Table) {
+    t.set8(MSIX_CAP, bindings::PCI_CAP_ID_MSIX as u8);
+    t.set16(MSIX_FLAGS, (table.vectors() - 1) as u16);
+    t.set_mask16(
+        MSIX_FLAGS,
+        (bindings::PCI_MSIX_FLAGS_MASKALL | bindings::PCI_MSIX_FLAGS_ENABLE) as u16,
+        0,
+    );
+    let at = |reg: u32| MSIX_CAP + reg as usize;
+    t.set32(at(bindings::PCI_MSIX_TABLE), table.offset() | msix::BIR);
+    t.set32(at(bindings::PCI_MSIX_PBA), table.pba_offset() | msix::BIR);
+}
+
+/// After a write to the MSI capability of `c`, lowers Multiple Message
+/// Enable to Multiple Message Capable if it asked for more vectors than the
+/// function has.
+pub(crate) fn clamp_mme(c: &mut ConfigSpace) {
+    let flags = c.read(MSI_FLAGS, 2);
+    let mmc = (flags & MSI_QMASK) >> 1;
+    let mme = (flags & MSI_QSIZE) >> 4;
+    if mme > mmc {
+        c.set16(MSI_FLAGS, ((flags & !MSI_QSIZE) | mmc << 4) as u16);
+    }
+}
