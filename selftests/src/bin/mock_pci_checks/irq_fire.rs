@@ -11,7 +11,8 @@
 //!
 //! * b. MSI-X vectors 0..3: each fire signals exactly its own eventfd
 //!   once, `delivered` +1 each, and /proc/interrupts counts one interrupt
-//!   on each `vfio-msix[v]` line (a PCI-MSIX interrupt of the device);
+//!   on each `vfio-msix[v]` line, whose chip is `MOCK-PCI-MSIX-BDF` (the
+//!   function's PCI/MSI-X domain on mock-pci's MSI parent);
 //! * c. isolation: an entry whose data names another function, the other
 //!   kind or a vector with no interrupt, or whose address is not the
 //!   doorbell, is `dropped`, and no eventfd fires (when the function in
@@ -561,7 +562,7 @@ fn msix_steps(
         c.delivered == start.delivered + VECTORS as u64 && c.total() == start.total() + 4,
         || format!("irqs '{start}' then '{c}' after firing msix 0..3: expected delivered +4 and nothing else"),
     )?;
-    check_proc_interrupts(bdf, "vfio-msix", "PCI-MSIX")?;
+    check_proc_interrupts(bdf, "vfio-msix", "MOCK-PCI-MSIX")?;
     println!(
         "ok: b. MSI-X ({} entries, table at BAR2 + {:#x}, PBA at {:#x}): msix 0..3 each signalled only its own eventfd, once; irqs: {c}",
         x.entries, x.table, x.pba
@@ -701,7 +702,7 @@ fn msi_steps(dev: &Device, mock: &Mock, bdf: &str, slot: u32) -> Result<EventFds
     ensure(c.delivered == start.delivered + VECTORS as u64, || {
         format!("irqs '{start}' then '{c}' after firing msi 0..3: expected delivered +4")
     })?;
-    check_proc_interrupts(bdf, "vfio-msi", "PCI-MSI")?;
+    check_proc_interrupts(bdf, "vfio-msi", "MOCK-PCI-MSI-")?;
     fire_refused(mock, &efds, &format!("msi {VECTORS}"), sys::EINVAL)?;
     println!(
         "ok: f. MSI, 4 vectors (Multiple Message Enable {mme}): msi 0..3 each signalled only its own eventfd, once; msi 4: {}; irqs: {c}",
