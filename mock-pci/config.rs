@@ -162,6 +162,11 @@ impl Template {
         self.msix = table;
     }
 
+    /// Whether functions have an MSI capability.
+    pub(crate) fn has_msi(&self) -> bool {
+        self.msi
+    }
+
     /// Where the MSI-X table lies in BAR2, if there is one.
     pub(crate) fn msix(&self) -> Option<&msix::Table> {
         self.msix.as_ref()
@@ -332,6 +337,14 @@ impl ConfigSpace {
     /// software cannot write), ignoring the masks.
     pub(crate) fn set16(&mut self, at: usize, v: u16) {
         if let Some(r) = self.regs.get_mut(at..at + 2) {
+            r.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Sets a 32-bit register as the hardware does (status bits that
+    /// software cannot write), ignoring the masks.
+    pub(crate) fn set32(&mut self, at: usize, v: u32) {
+        if let Some(r) = self.regs.get_mut(at..at + 4) {
             r.copy_from_slice(&v.to_le_bytes());
         }
     }

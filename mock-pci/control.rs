@@ -9,12 +9,16 @@
 //! * `<DDDD:01:SS.0>/bar0`, `bar2`: the module's own view of a device's BAR
 //!   memory, readable and writable at any offset;
 //! * `<DDDD:01:SS.0>/resets`: how often the function was reset since it was
-//!   added (FLR, D3hot to D0, Secondary Bus Reset), for tests.
+//!   added (FLR, D3hot to D0, Secondary Bus Reset), for tests;
+//! * `<DDDD:01:SS.0>/fire`: write `msi N` or `msix N` to make the function
+//!   raise vector N as its hardware would (irq.rs);
+//! * `<DDDD:01:SS.0>/irqs`: what became of the vectors it raised:
+//!   `delivered D pending P disabled S dropped X`.
 //!
 //! This follows netdevsim's `new_device`/`del_device` convention; sysfs
 //! `remove` and `/sys/bus/pci/rescan` work on the devices too.
 
-use crate::{bridge::SECONDARY_BUS, host::Host};
+use crate::{bridge::SECONDARY_BUS, host::Host, msi_domain::Kind};
 use kernel::{
     debugfs::{BinaryReader, BinaryWriter, Dir, File, Scope},
     fmt,
@@ -55,6 +59,13 @@ struct DeviceView {
     bar0: BarView,
     bar2: BarView,
     resets: ResetsView,
+    irqs: IrqView,
+}
+
+/// A function's interrupts: the `fire` and `irqs` files.
+struct IrqView {
+    host: HostRef,
+    slot: usize,
 }
 
 /// A function's reset count.
@@ -142,6 +153,10 @@ impl Ctl {
                 host: self.host,
                 slot,
             },
+            irqs: IrqView {
+                host: self.host,
+                slot,
+            },
         };
         let name = CString::try_from_fmt(fmt!(
             "{:04x}:{:02x}:{:02x}.0",
@@ -154,6 +169,8 @@ impl Ctl {
                 dir.read_write_binary_file(c"bar0", &v.bar0);
                 dir.read_write_binary_file(c"bar2", &v.bar2);
                 dir.read_callback_file(c"resets", &v.resets, &show_resets);
+                dir.write_only_callback_file(c"fire", &v.irqs, &fire);
+                dir.read_callback_file(c"irqs", &v.irqs, &show_irqs);
             }),
             GFP_KERNEL,
         )?;
@@ -241,6 +258,44 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+/// `fire`: `msi N` or `msix N`.
+fn fire(v: &IrqView, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 32];
+    let n = r.len();
+    if n > buf.len() {
+        pr_err!("fire: input too long: write 'msi N' or 'msix N'\n");
+        return Err(EINVAL);
+    }
+    r.read_slice(&mut buf[..n])?;
+    let text = core::str::from_utf8(&buf[..n]).map(str::trim).unwrap_or("");
+    let mut words = text.split_ascii_whitespace();
+    let kind = match words.next() {
+        Some("msi") => Some(Kind::Msi),
+        Some("msix") => Some(Kind::MsiX),
+        _ => None,
+    };
+    let vector = words.next().and_then(|w| w.parse::<u32>().ok());
+    match (kind, vector, words.next()) {
+        (Some(kind), Some(vector), None) => v.host.get().fire(v.slot, kind, vector),
+        _ => {
+            pr_err!(
+                "fire: '{}' is not 'msi N' or 'msix N' (N: a vector number)\n",
+                text
+            );
+            Err(EINVAL)
+        }
+    }
+}
+
+fn show_irqs(v: &IrqView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = v.host.get().irq_stats(v.slot);
+    writeln!(
+        f,
+        "delivered {} pending {} disabled {} dropped {}",
+        s.delivered, s.pending, s.disabled, s.dropped
+    )
 }
 
 fn show_resets(v: &ResetsView, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -48,6 +48,21 @@ enum Target {
     Function(usize),
 }
 
+/// What became of the vectors a function raised since it was added
+/// (debugfs `irqs`; see irq.rs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Zeroable)]
+pub(crate) struct IrqStats {
+    /// Sent, and a Linux interrupt raised for it.
+    pub(crate) delivered: u32,
+    /// Masked: the pending bit was set.
+    pub(crate) pending: u32,
+    /// Interrupts off, or the function may not send: nothing happened.
+    pub(crate) disabled: u32,
+    /// Sent, but refused by the bus's MSI domain (not its doorbell, not
+    /// the sender's own number, or no interrupt mapped to it).
+    pub(crate) dropped: u32,
+}
+
 /// The Root Port and every slot behind it. All zeroes is a valid state:
 /// port powered off, every slot empty.
 #[derive(Zeroable)]
@@ -56,6 +71,7 @@ pub(crate) struct Fabric {
     present: [bool; MAX_SLOTS],
     funcs: [ConfigSpace; MAX_SLOTS],
     resets: [u32; MAX_SLOTS],
+    irqs: [IrqStats; MAX_SLOTS],
 }
 
 /// The slot a `devfn` addresses, if it is function 0 of a slot we emulate.
@@ -90,6 +106,7 @@ impl Fabric {
         cfg.write(t, bar + 8, 4, bar2 as u32);
         self.present[slot] = true;
         self.resets[slot] = 0;
+        self.irqs[slot] = IrqStats::default();
     }
 
     /// Empties `slot`.
@@ -107,6 +124,27 @@ impl Fabric {
     /// How often the function in `slot` was reset since it was added.
     pub(crate) fn resets(&self, slot: usize) -> u32 {
         self.resets.get(slot).copied().unwrap_or(0)
+    }
+
+    /// The config space of the function in `slot`, unless the slot is
+    /// empty or the function is held in reset (it can then do nothing).
+    pub(crate) fn function_mut(&mut self, slot: usize) -> Option<&mut ConfigSpace> {
+        if self.port.in_reset() || !self.present(slot) {
+            return None;
+        }
+        self.funcs.get_mut(slot)
+    }
+
+    /// The interrupt counters of the function in `slot`.
+    pub(crate) fn irq_stats(&self, slot: usize) -> IrqStats {
+        self.irqs.get(slot).copied().unwrap_or_default()
+    }
+
+    /// Updates the interrupt counters of the function in `slot`.
+    pub(crate) fn count_irq(&mut self, slot: usize, f: impl FnOnce(&mut IrqStats)) {
+        if let Some(stats) = self.irqs.get_mut(slot) {
+            f(stats);
+        }
     }
 
     fn route(&self, bus: u8, devfn: u32) -> Option<Target> {

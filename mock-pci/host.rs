@@ -60,7 +60,7 @@ pub(crate) struct Host {
     /// and unregistered after it is removed, before its sysfs parent.
     iommu: Option<Pin<KBox<iommu::Registration>>>,
     /// The MSI parent domain of the bus, removed after the bus.
-    msi: MsiDomain,
+    pub(crate) msi: MsiDomain,
     faux: faux::Registration,
     // Dropped after the bus is gone (`PinnedDrop` runs first).
     _scan_all: ScanAllDevices,

@@ -22,8 +22,10 @@ mod control;
 mod fabric;
 mod host;
 mod iommu;
+mod irq;
 mod layout;
 mod memmap;
+mod message;
 mod msi;
 mod msi_domain;
 #[cfg(CONFIG_KUNIT)]

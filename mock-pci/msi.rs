@@ -4,8 +4,9 @@
 //! MSI and MSI-X capabilities, each optional (module parameters
 //! `intx`, `msi_vectors`, `msix_vectors`).
 //!
-//! Registers only: the PCI core and VFIO find, size, enable and mask the
-//! interrupts as on hardware, but nothing delivers one yet. The
+//! The PCI core and VFIO find, size, enable and mask the interrupts as on
+//! hardware; [`raise`] and [`crate::msix::outcome`] are what the function
+//! does when it raises a vector (see irq.rs for the delivery). The
 //! capabilities follow the PCI Express capability at fixed offsets,
 //! [`MSI_CAP`] then [`MSIX_CAP`], each linked only if present.
 //!
@@ -18,8 +19,10 @@
 
 use crate::{
     config::{ConfigSpace, Template, EXP_CAP},
+    message::{Message, Outcome},
     msix,
 };
+use kernel::prelude::*;
 use kernel::bindings;
 
 /// Offset of the MSI capability, when there is one.
@@ -36,7 +39,7 @@ const MSI_CAP_SIZE: usize = bindings::PCI_MSI_PENDING_64 as usize + 4;
 const MSIX_CAP_SIZE: usize = bindings::PCI_MSIX_PBA as usize + 4;
 
 const MSI_FLAGS: usize = MSI_CAP + bindings::PCI_MSI_FLAGS as usize;
-const MSIX_FLAGS: usize = MSIX_CAP + bindings::PCI_MSIX_FLAGS as usize;
+pub(crate) const MSIX_FLAGS: usize = MSIX_CAP + bindings::PCI_MSIX_FLAGS as usize;
 const MSI_QMASK: u32 = bindings::PCI_MSI_FLAGS_QMASK;
 const MSI_QSIZE: u32 = bindings::PCI_MSI_FLAGS_QSIZE;
 
@@ -125,4 +128,43 @@ pub(crate) fn clamp_mme(c: &mut ConfigSpace) {
     if mme > mmc {
         c.set16(MSI_FLAGS, ((flags & !MSI_QSIZE) | mmc << 4) as u16);
     }
+}
+
+/// Vectors software enabled (Multiple Message Enable).
+fn enabled_vectors(c: &ConfigSpace) -> u32 {
+    1 << ((c.read(MSI_FLAGS, 2) & MSI_QSIZE) >> 4)
+}
+
+/// Checks that `vector` is one of the vectors software enabled: `EINVAL`
+/// otherwise.
+pub(crate) fn check_vector(c: &ConfigSpace, vector: u32) -> Result {
+    if vector >= enabled_vectors(c) {
+        pr_err!(
+            "fire: MSI vector {} is not enabled: Multiple Message Enable allows {}\n",
+            vector,
+            enabled_vectors(c)
+        );
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Raises MSI vector `vector` (checked with [`check_vector`]) of a function
+/// allowed to send: the message, with the vector number in the low bits of
+/// the data as multiple-message MSI does, or its pending bit set if the
+/// vector is masked.
+pub(crate) fn raise(c: &mut ConfigSpace, vector: u32) -> Outcome {
+    let at = |reg: u32| MSI_CAP + reg as usize;
+    if c.read(MSI_FLAGS, 2) & bindings::PCI_MSI_FLAGS_ENABLE == 0 {
+        return Outcome::Disabled;
+    }
+    if c.read(at(bindings::PCI_MSI_MASK_64), 4) >> vector & 1 != 0 {
+        let pending = c.read(at(bindings::PCI_MSI_PENDING_64), 4) | 1 << vector;
+        c.set32(at(bindings::PCI_MSI_PENDING_64), pending);
+        return Outcome::Pending;
+    }
+    let address = u64::from(c.read(at(bindings::PCI_MSI_ADDRESS_LO), 4))
+        | u64::from(c.read(at(bindings::PCI_MSI_ADDRESS_HI), 4)) << 32;
+    let data = c.read(at(bindings::PCI_MSI_DATA_64), 2) & !(enabled_vectors(c) - 1) | vector;
+    Outcome::Sent(Message { address, data })
 }

@@ -10,13 +10,12 @@
 //! interrupt gets a hardware number that names its function, kind and
 //! vector ([`hwirq`]), and the message the PCI core writes into the
 //! function's MSI capability or MSI-X table is that number at a fixed
-//! doorbell address ([`DOORBELL`]). The device side is to deliver a
-//! message by decoding it, after checking that it names the sending
-//! function itself: that is what makes the domain's isolated-MSI claim
-//! (`IRQ_DOMAIN_FLAG_ISOLATED_MSI`) true, since a function whose MSI-X
-//! table userspace rewrote still cannot raise another function's
-//! interrupts. (Delivery comes with the MSI and MSI-X capabilities; until
-//! then no function has a vector.)
+//! doorbell address ([`DOORBELL`]). The device side (irq.rs) delivers a
+//! message by decoding it ([`decode`], [`MsiDomain::deliver`]), after
+//! checking that it names the sending function itself: that is what makes
+//! the domain's isolated-MSI claim (`IRQ_DOMAIN_FLAG_ISOLATED_MSI`) true,
+//! since a function whose MSI-X table userspace rewrote still cannot raise
+//! another function's interrupts.
 //!
 //! Multi-message MSI is supported (vmd's domain lacks it), with blocks
 //! naturally aligned because a block always starts at vector 0 of its
@@ -48,6 +47,21 @@ pub(crate) const fn hwirq(slot: usize, kind: Kind, vector: u32) -> u32 {
         Kind::MsiX => 1,
     };
     (slot as u32) << (VECTOR_BITS + 1) | k << VECTOR_BITS | (vector & ((1 << VECTOR_BITS) - 1))
+}
+
+/// Decodes message data back to (slot, kind, vector); the slot is 32 or
+/// more if the data has bits above a slot's number.
+pub(crate) const fn decode(data: u32) -> (usize, Kind, u32) {
+    let kind = if data >> VECTOR_BITS & 1 == 1 {
+        Kind::MsiX
+    } else {
+        Kind::Msi
+    };
+    (
+        (data >> (VECTOR_BITS + 1)) as usize,
+        kind,
+        data & ((1 << VECTOR_BITS) - 1),
+    )
 }
 
 /// Highest hardware interrupt number: 32 slots.
@@ -157,6 +171,16 @@ impl MsiDomain {
     }
 }
 
+impl MsiDomain {
+    /// Raises interrupt `hwirq` of the domain, from any context (it
+    /// disables interrupts around the flow handler), and says whether a
+    /// Linux interrupt is mapped to it.
+    pub(crate) fn deliver(&self, hwirq: u32) -> bool {
+        // SAFETY: the domain lives until drop.
+        unsafe { bindings::generic_handle_domain_irq_safe(self.domain, hwirq as usize) == 0 }
+    }
+}
+
 impl Drop for MsiDomain {
     fn drop(&mut self) {
         // SAFETY: created in `new`; the buses (and with them every device's
@@ -226,6 +250,14 @@ unsafe extern "C" fn compose_msi_msg(data: *mut bindings::irq_data, msg: *mut bi
 #[kunit_tests(mock_pci_msi_domain)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hwirq_round_trips() {
+        for (slot, kind, v) in [(0, Kind::Msi, 0), (31, Kind::MsiX, 2047), (5, Kind::Msi, 31)] {
+            assert_eq!(decode(hwirq(slot, kind, v)), (slot, kind, v));
+        }
+        assert!(decode(0x2_0000).0 >= 32);
+    }
 
     /// Every function, kind and vector has a number of its own, below
     /// the domain's limit.

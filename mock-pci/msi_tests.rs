@@ -15,8 +15,9 @@ mod tests {
         config_tests::{BARS, ID},
         fabric::{Event, Fabric, Templates},
         layout::{Layout, LayoutError},
+        message::{Message, Outcome},
         msi::*,
-        msix::Table,
+        msix::{self, Table},
     };
     use kernel::{bindings, prelude::*};
 
@@ -340,5 +341,66 @@ mod tests {
             assert!(bar[end..].iter().all(|&b| b == FILL));
         }
         Ok(())
+    }
+
+    /// MSI: the vector must be enabled (MME); disabled, masked (pending
+    /// latched) and sent, with the vector in the data's low bits.
+    #[test]
+    fn msi_raise() -> Result {
+        let (t, mut c) = fresh(irqs(16, 0, false))?;
+        let enable = bindings::PCI_MSI_FLAGS_ENABLE;
+        assert_eq!(check_vector(&c, 0), Ok(()));
+        assert_eq!(check_vector(&c, 1), Err(EINVAL));
+        assert_eq!(raise(&mut c, 0), Outcome::Disabled);
+        // Four vectors (MME 2), enabled, at 0x1_feef_f000 with data 0x40.
+        c.write(&t, MSI_FLAGS, 2, enable | 2 << 4);
+        c.write(&t, MSI_ADDR_LO, 4, 0xfeef_f000);
+        c.write(&t, MSI_ADDR_HI, 4, 1);
+        c.write(&t, MSI_DATA, 2, 0x43);
+        assert_eq!(check_vector(&c, 3), Ok(()));
+        assert_eq!(check_vector(&c, 4), Err(EINVAL));
+        let sent = |data| {
+            Outcome::Sent(Message {
+                address: 0x1_feef_f000,
+                data,
+            })
+        };
+        assert_eq!(raise(&mut c, 0), sent(0x40));
+        assert_eq!(raise(&mut c, 3), sent(0x43));
+        c.write(&t, MSI_MASK, 4, 1 << 2);
+        assert_eq!(raise(&mut c, 2), Outcome::Pending);
+        assert_eq!(c.read(MSI_PENDING, 4), 1 << 2);
+        assert_eq!(raise(&mut c, 1), sent(0x41));
+        // Software cannot clear a pending bit.
+        c.write(&t, MSI_PENDING, 4, 0);
+        assert_eq!(c.read(MSI_PENDING, 4), 1 << 2);
+        Ok(())
+    }
+
+    /// MSI-X: disabled, function mask, entry mask, sent; entries and PBA
+    /// bits of a table.
+    #[test]
+    fn msix_outcome() {
+        let enable = bindings::PCI_MSIX_FLAGS_ENABLE;
+        let maskall = bindings::PCI_MSIX_FLAGS_MASKALL;
+        let mut entry = [0u8; msix::ENTRY];
+        entry[0..4].copy_from_slice(&0xfeef_f000u32.to_le_bytes());
+        entry[4..8].copy_from_slice(&2u32.to_le_bytes());
+        entry[8..12].copy_from_slice(&0x805u32.to_le_bytes());
+        let sent = Outcome::Sent(Message {
+            address: 0x2_feef_f000,
+            data: 0x805,
+        });
+        assert_eq!(msix::outcome(0, &entry), Outcome::Disabled);
+        assert_eq!(msix::outcome(enable, &entry), sent);
+        assert_eq!(msix::outcome(enable | maskall, &entry), Outcome::Pending);
+        entry[12] = 1;
+        assert_eq!(msix::outcome(enable, &entry), Outcome::Pending);
+        let table = Table::new(64, 64 * 1024);
+        assert_eq!(table.entry(0), Some(32 * 1024));
+        assert_eq!(table.entry(63), Some(32 * 1024 + 63 * 16));
+        assert_eq!(table.entry(64), None);
+        assert_eq!(table.pending_bit(0), (u64::from(table.pba_offset()), 1));
+        assert_eq!(table.pending_bit(13), (u64::from(table.pba_offset()) + 1, 1 << 5));
     }
 }

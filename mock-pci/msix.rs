@@ -13,14 +13,18 @@
 //! (Vector Control bit 0 set; address and data zero) and no vector is
 //! pending. The rest of BAR memory keeps its contents across resets.
 
-use crate::{config::Template, window::Window};
+use crate::{
+    config::Template,
+    message::{Message, Outcome},
+    window::Window,
+};
 use kernel::{bindings, prelude::*};
 
 /// Most MSI-X table entries a function can have (Table Size is 11 bits).
 pub(crate) const MAX_VECTORS: u32 = 2048;
 
 /// Bytes of one table entry.
-const ENTRY: usize = bindings::PCI_MSIX_ENTRY_SIZE as usize;
+pub(crate) const ENTRY: usize = bindings::PCI_MSIX_ENTRY_SIZE as usize;
 
 /// BAR that holds the table and the PBA.
 pub(crate) const BIR: u32 = 2;
@@ -75,6 +79,17 @@ impl Table {
         (self.offset + self.vectors * ENTRY as u32).next_multiple_of(8)
     }
 
+    /// Offset in BAR2 of entry `vector`, if the table has it.
+    pub(crate) fn entry(&self, vector: u32) -> Option<u64> {
+        (vector < self.vectors).then(|| u64::from(self.offset) + u64::from(vector) * ENTRY as u64)
+    }
+
+    /// Offset in BAR2 of the PBA byte that holds `vector`'s pending bit,
+    /// and the bit in it.
+    pub(crate) fn pending_bit(&self, vector: u32) -> (u64, u8) {
+        (u64::from(self.pba_offset() + vector / 8), 1 << (vector % 8))
+    }
+
     /// Bytes of the PBA: one bit per entry, in 64-bit words.
     fn pba_len(&self) -> usize {
         self.vectors.div_ceil(64) as usize * 8
@@ -112,4 +127,26 @@ pub(crate) fn reset(window: &Window, t: &Template, bar2: u64) -> Result {
         Some(table) => table.reset_with(|at, bytes| window.write(bar2 + at, bytes)),
         None => Ok(()),
     }
+}
+
+/// What a function with MSI-X Message Control `flags` does when it raises
+/// the vector whose table entry is `entry`: the entry's message, or
+/// pending if the function or the entry is masked (the caller sets the PBA
+/// bit).
+pub(crate) fn outcome(flags: u32, entry: &[u8; ENTRY]) -> Outcome {
+    let word = |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
+    if flags & bindings::PCI_MSIX_FLAGS_ENABLE == 0 {
+        return Outcome::Disabled;
+    }
+    let ctrl = word(bindings::PCI_MSIX_ENTRY_VECTOR_CTRL as usize);
+    if flags & bindings::PCI_MSIX_FLAGS_MASKALL != 0 || ctrl & bindings::PCI_MSIX_ENTRY_CTRL_MASKBIT != 0
+    {
+        return Outcome::Pending;
+    }
+    let address = u64::from(word(bindings::PCI_MSIX_ENTRY_LOWER_ADDR as usize))
+        | u64::from(word(bindings::PCI_MSIX_ENTRY_UPPER_ADDR as usize)) << 32;
+    Outcome::Sent(Message {
+        address,
+        data: word(bindings::PCI_MSIX_ENTRY_DATA as usize),
+    })
 }
