@@ -146,7 +146,13 @@ impl Host {
     /// at a time.
     fn send_unmasked_pending(&self, slot: usize) -> bool {
         let t = &self.templates.func;
-        let mut out = [(Kind::Msi, Message { address: 0, data: 0 }); BATCH];
+        let mut out = [(
+            Kind::Msi,
+            Message {
+                address: 0,
+                data: 0,
+            },
+        ); BATCH];
         let mut n = 0;
         {
             let mut fabric = self.fabric.lock();
@@ -159,7 +165,13 @@ impl Host {
             if t.has_msi() {
                 if let Some((bits, m)) = msi::take_unmasked_pending(cfg) {
                     for v in (0..32).filter(|v| bits >> v & 1 != 0) {
-                        out[n] = (Kind::Msi, Message { data: m.data | v, ..m });
+                        out[n] = (
+                            Kind::Msi,
+                            Message {
+                                data: m.data | v,
+                                ..m
+                            },
+                        );
                         n += 1;
                     }
                 }

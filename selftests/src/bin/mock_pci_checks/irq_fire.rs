@@ -19,11 +19,13 @@
 //!   the next slot is bound to vfio-pci too, its MSI-X vector 0, the one
 //!   the forged data names, is enabled, and its eventfd must stay quiet);
 //! * d. masking: a masked entry, and the MSI-X Function Mask, latch the
-//!   PBA bit (`pending`), and no eventfd fires;
+//!   PBA bit (`pending`), and no eventfd fires; once the Function Mask is
+//!   cleared, the pending vector is sent once and its PBA bit cleared (the
+//!   entry still masked stays pending);
 //! * e. bus master off, then MSI-X disabled (SET_IRQS count 0): `disabled`;
 //! * f. MSI with 4 vectors (Multiple Message Enable 2): `msi 0..3` signal
 //!   their own eventfd, `msi 4` is EINVAL, a masked vector latches its
-//!   Pending Bit;
+//!   Pending Bit and is sent once unmasked;
 //! * g. bad input (`msix 99999`, `bogus 1`, `msix`, `msix TABLE_SIZE`):
 //!   EINVAL and no counter moves.
 //!
@@ -52,6 +54,10 @@ const VECTORS: usize = 4;
 const WAIT: Duration = Duration::from_secs(2);
 /// How long an eventfd that must stay quiet is given to fire anyway.
 const QUIET: Duration = Duration::from_millis(100);
+
+/// How long a pending vector may take to be sent once unmasked: the device
+/// thread polls every 10 ms when idle; TCG is slow.
+const UNMASK_LIMIT: Duration = Duration::from_secs(2);
 
 /// mock-pci's `irqs` counters of one function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -628,15 +634,16 @@ fn msix_steps(
         format!("PBA bits 0..63 are {pba:#x} after firing entry 3 under the Function Mask, expected 0xc")
     })?;
     println!("ok: d. Function Mask set: msix 3 pending, no eventfd, PBA {pba:#x}; irqs: {c}");
-    // Hardware sends a pending message when its vector is unmasked: not
-    // part of the check, but said, and drained before step e.
+    // Hardware sends a pending message once its vector is unmasked, and
+    // clears the pending bit: vector 3 now (entry 2 stays masked). The
+    // device thread polls the PBA, at least every ~10 ms.
+    efds.wait(3, UNMASK_LIMIT).ctx("MSI-X vector 3 pending under the Function Mask, then unmasked")?;
     std::thread::sleep(QUIET);
-    println!(
-        "  after the Function Mask was cleared: PBA {:#x}, eventfds {:?}, irqs: {}",
-        mock.bar2_u64(x.pba)?,
-        efds.take_all()?,
-        mock.counts()?
-    );
+    let (pba, fired, c) = (mock.bar2_u64(x.pba)?, efds.take_all()?, mock.counts()?);
+    ensure(pba == 1 << 2 && fired == [0, 0, 0, 1], || {
+        format!("after the Function Mask was cleared: PBA {pba:#x}, eventfds {fired:?}; expected PBA 0x4 (entry 2 still masked) and only vector 3 signalled, once")
+    })?;
+    println!("ok: d. Function Mask cleared: pending msix 3 sent once, PBA {pba:#x}; irqs: {c}");
 
     // e. Bus master off with MSI-X enabled, then MSI-X disabled.
     dev.set_master(false)?;
@@ -728,13 +735,13 @@ fn msi_steps(dev: &Device, mock: &Mock, bdf: &str, slot: u32) -> Result<EventFds
         format!("MSI Pending Bits {pending:#x} after firing masked vector 1, expected 0x2")
     })?;
     println!("ok: f. MSI vector 1 masked: pending, no eventfd, Pending Bits {pending:#x}; irqs: {c}");
+    efds.wait(1, UNMASK_LIMIT).ctx("MSI vector 1 pending while masked, then unmasked")?;
     std::thread::sleep(QUIET);
-    println!(
-        "  after vector 1 was unmasked: Pending Bits {:#x}, eventfds {:?}, irqs: {}",
-        hw_config(bdf, pending_at, 4)?,
-        efds.take_all()?,
-        mock.counts()?
-    );
+    let (pending, fired, c) = (hw_config(bdf, pending_at, 4)?, efds.take_all()?, mock.counts()?);
+    ensure(pending == 0 && fired == [0, 1, 0, 0], || {
+        format!("after MSI vector 1 was unmasked: Pending Bits {pending:#x}, eventfds {fired:?}; expected 0 and only vector 1 signalled, once")
+    })?;
+    println!("ok: f. MSI vector 1 unmasked: its pending message sent once, Pending Bits 0; irqs: {c}");
 
     dev.disable_irqs(uapi::VFIO_PCI_MSI_IRQ_INDEX)?;
     let flags = hw_config(bdf, cap + uapi::PCI_MSI_FLAGS, 2)? as u16;
