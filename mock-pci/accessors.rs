@@ -14,7 +14,6 @@ use crate::{
     fabric::{Event, Fabric},
     host::Host,
     layout::MAX_SLOTS,
-    msix,
 };
 use kernel::{bindings, ffi::c_void, prelude::*};
 
@@ -99,7 +98,7 @@ unsafe extern "C" fn write(
             size as usize,
             val,
         );
-        reset_msix_tables(host, &fabric, event);
+        reset_bar_state(host, &fabric, event);
         event
     };
     let d = host.domain;
@@ -119,22 +118,20 @@ unsafe extern "C" fn write(
     bindings::PCIBIOS_SUCCESSFUL as i32
 }
 
-/// Resets the MSI-X table of every function `event` reset: the one that
-/// reset itself (FLR, D3hot to D0), or each one on the bus that a
-/// Secondary Bus Reset reached.
-fn reset_msix_tables(host: &Host, fabric: &Fabric, event: Option<Event>) {
+/// Resets the device state in BAR memory (MSI-X table, DMA registers) of
+/// every function `event` reset: the one that reset itself (FLR, D3hot to
+/// D0), or each one on the bus that a Secondary Bus Reset reached.
+fn reset_bar_state(host: &Host, fabric: &Fabric, event: Option<Event>) {
     let slots = match event {
         Some(Event::FunctionReset(slot)) => slot..slot + 1,
         Some(Event::BusResetAsserted) => 0..MAX_SLOTS,
         _ => return,
     };
     for slot in slots.filter(|&s| fabric.present(s)) {
-        let bar2 = host.layout.bar2(slot);
-        if let Err(e) = msix::reset(&host.window, &host.templates.func, bar2) {
+        if let Err(e) = host.reset_bar_state(slot) {
             pr_err!(
-                "slot {}: cannot reset the MSI-X table at {:#x} ({})\n",
+                "slot {}: cannot reset the MSI-X table or DMA registers in BAR2 ({})\n",
                 slot,
-                bar2,
                 e.to_errno()
             );
         }

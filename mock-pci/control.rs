@@ -13,7 +13,9 @@
 //! * `<DDDD:01:SS.0>/fire`: write `msi N` or `msix N` to make the function
 //!   raise vector N as its hardware would (irq.rs);
 //! * `<DDDD:01:SS.0>/irqs`: what became of the vectors it raised:
-//!   `delivered D pending P disabled S dropped X`.
+//!   `delivered D pending P disabled S dropped X`;
+//! * `<DDDD:01:SS.0>/dma` (with `dma=1`): what its DMA engine did:
+//!   `jobs J errors E bytes B busy_ns T`.
 //!
 //! This follows netdevsim's `new_device`/`del_device` convention; sysfs
 //! `remove` and `/sys/bus/pci/rescan` work on the devices too.
@@ -59,11 +61,11 @@ struct DeviceView {
     bar0: BarView,
     bar2: BarView,
     resets: ResetsView,
-    irqs: IrqView,
+    irqs: SlotView,
 }
 
-/// A function's interrupts: the `fire` and `irqs` files.
-struct IrqView {
+/// One function, for the `fire`, `irqs` and `dma` files.
+struct SlotView {
     host: HostRef,
     slot: usize,
 }
@@ -153,7 +155,7 @@ impl Ctl {
                 host: self.host,
                 slot,
             },
-            irqs: IrqView {
+            irqs: SlotView {
                 host: self.host,
                 slot,
             },
@@ -171,6 +173,9 @@ impl Ctl {
                 dir.read_callback_file(c"resets", &v.resets, &show_resets);
                 dir.write_only_callback_file(c"fire", &v.irqs, &fire);
                 dir.read_callback_file(c"irqs", &v.irqs, &show_irqs);
+                if v.irqs.host.get().dma {
+                    dir.read_callback_file(c"dma", &v.irqs, &show_dma);
+                }
             }),
             GFP_KERNEL,
         )?;
@@ -261,7 +266,7 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 /// `fire`: `msi N` or `msix N`.
-fn fire(v: &IrqView, r: &mut UserSliceReader) -> Result {
+fn fire(v: &SlotView, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
     let n = r.len();
     if n > buf.len() {
@@ -289,12 +294,21 @@ fn fire(v: &IrqView, r: &mut UserSliceReader) -> Result {
     }
 }
 
-fn show_irqs(v: &IrqView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_irqs(v: &SlotView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let s = v.host.get().irq_stats(v.slot);
     writeln!(
         f,
         "delivered {} pending {} disabled {} dropped {}",
         s.delivered, s.pending, s.disabled, s.dropped
+    )
+}
+
+fn show_dma(v: &SlotView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = v.host.get().dma_stats(v.slot);
+    writeln!(
+        f,
+        "jobs {} errors {} bytes {} busy_ns {}",
+        s.jobs, s.errors, s.bytes, s.busy_ns
     )
 }
 

@@ -63,6 +63,20 @@ pub(crate) struct IrqStats {
     pub(crate) dropped: u32,
 }
 
+/// What a function's DMA engine did since it was added (debugfs `dma`;
+/// see dma.rs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Zeroable)]
+pub(crate) struct DmaStats {
+    /// Jobs ended (done or failed).
+    pub(crate) jobs: u64,
+    /// Jobs that failed.
+    pub(crate) errors: u64,
+    /// Bytes the successful jobs copied.
+    pub(crate) bytes: u64,
+    /// Time the engine spent on jobs.
+    pub(crate) busy_ns: u64,
+}
+
 /// The Root Port and every slot behind it. All zeroes is a valid state:
 /// port powered off, every slot empty.
 #[derive(Zeroable)]
@@ -72,6 +86,7 @@ pub(crate) struct Fabric {
     funcs: [ConfigSpace; MAX_SLOTS],
     resets: [u32; MAX_SLOTS],
     irqs: [IrqStats; MAX_SLOTS],
+    dma: [DmaStats; MAX_SLOTS],
 }
 
 /// The slot a `devfn` addresses, if it is function 0 of a slot we emulate.
@@ -107,6 +122,7 @@ impl Fabric {
         self.present[slot] = true;
         self.resets[slot] = 0;
         self.irqs[slot] = IrqStats::default();
+        self.dma[slot] = DmaStats::default();
     }
 
     /// Empties `slot`.
@@ -143,6 +159,18 @@ impl Fabric {
     /// Updates the interrupt counters of the function in `slot`.
     pub(crate) fn count_irq(&mut self, slot: usize, f: impl FnOnce(&mut IrqStats)) {
         if let Some(stats) = self.irqs.get_mut(slot) {
+            f(stats);
+        }
+    }
+
+    /// The DMA counters of the function in `slot`.
+    pub(crate) fn dma_stats(&self, slot: usize) -> DmaStats {
+        self.dma.get(slot).copied().unwrap_or_default()
+    }
+
+    /// Updates the DMA counters of the function in `slot`.
+    pub(crate) fn count_dma(&mut self, slot: usize, f: impl FnOnce(&mut DmaStats)) {
+        if let Some(stats) = self.dma.get_mut(slot) {
             f(stats);
         }
     }

@@ -23,6 +23,7 @@
 use crate::{
     accessors, bridge,
     config::Template,
+    dma,
     fabric::{Fabric, Templates},
     iommu,
     layout::Layout,
@@ -58,7 +59,11 @@ pub(crate) struct Host {
     bridge: AtomicPtr<bindings::pci_host_bridge>,
     /// The software IOMMU (`iommu=1`), registered before the bus is scanned
     /// and unregistered after it is removed, before its sysfs parent.
-    iommu: Option<Pin<KBox<iommu::Registration>>>,
+    pub(crate) iommu: Option<Pin<KBox<iommu::Registration>>>,
+    /// Functions have a DMA engine (`dma=1`).
+    pub(crate) dma: bool,
+    /// The DMA engine's thread, stopped first thing in drop.
+    engine: Option<crate::kthread::Thread>,
     /// The MSI parent domain of the bus, removed after the bus.
     pub(crate) msi: MsiDomain,
     faux: faux::Registration,
@@ -283,6 +288,8 @@ impl Host {
                 domain: nr,
                 bridge: AtomicPtr::new(core::ptr::null_mut()),
                 iommu: None,
+                dma: settings.dma,
+                engine: None,
                 msi,
                 faux,
                 _scan_all: scan_all,
@@ -310,7 +317,25 @@ impl Host {
                 unsafe { host.check_iommu(bus, slot) }?;
             }
         }
+        if host.dma {
+            // SAFETY: drop stops the thread before anything else.
+            let engine = unsafe { dma::start(&host) }?;
+            // SAFETY: `engine` is not structurally pinned.
+            unsafe { Pin::get_unchecked_mut(host.as_mut()) }.engine = Some(engine);
+        }
         Ok(host)
+    }
+
+    /// Resets the device state that lives in BAR memory, as the function's
+    /// reset does on hardware: the MSI-X table and PBA, the DMA engine's
+    /// registers. Does not sleep.
+    pub(crate) fn reset_bar_state(&self, slot: usize) -> Result {
+        let bar2 = self.layout.bar2(slot);
+        crate::msix::reset(&self.window, &self.templates.func, bar2)?;
+        if self.dma {
+            dma::reset(self, bar2)?;
+        }
+        Ok(())
     }
 
     /// The module's faux device, parent of the bridge and the IOMMU.
@@ -359,7 +384,7 @@ impl Host {
         let l = &self.layout;
         self.window.zero(l.bar0(slot), l.bars().bar0 as usize)?;
         self.window.zero(l.bar2(slot), l.bars().bar2 as usize)?;
-        crate::msix::reset(&self.window, &self.templates.func, l.bar2(slot))?;
+        self.reset_bar_state(slot)?;
         self.fabric
             .lock()
             .power_on(&self.templates.func, slot, l.bar0(slot), l.bar2(slot));
@@ -522,7 +547,14 @@ impl Host {
 
 #[pinned_drop]
 impl PinnedDrop for Host {
-    fn drop(self: Pin<&mut Self>) {
+    fn drop(mut self: Pin<&mut Self>) {
+        // SAFETY: `engine` is not structurally pinned. Stopping the thread
+        // waits until it returned: nothing uses the host from there.
+        drop(
+            unsafe { Pin::get_unchecked_mut(self.as_mut()) }
+                .engine
+                .take(),
+        );
         let bridge = self.bridge.swap(core::ptr::null_mut(), Relaxed);
         if !bridge.is_null() {
             let _lock = RescanLock::take();

@@ -47,10 +47,9 @@ impl Host {
                 pr_err!("fire: slot {} is empty or held in reset\n", slot);
                 return Err(ENODEV);
             };
-            let may_send = cfg.read(bindings::PCI_COMMAND as usize, 2)
-                & bindings::PCI_COMMAND_MASTER
-                != 0
-                && cfg.power_state() == 0;
+            let may_send =
+                cfg.read(bindings::PCI_COMMAND as usize, 2) & bindings::PCI_COMMAND_MASTER != 0
+                    && cfg.power_state() == 0;
             let outcome = match kind {
                 Kind::Msi => {
                     if !t.has_msi() {
@@ -103,7 +102,8 @@ impl Host {
         };
         if let Outcome::Sent(m) = outcome {
             let (to, to_kind, _) = msi_domain::decode(m.data);
-            let ours = m.address == u64::from(msi_domain::DOORBELL) && to == slot && to_kind == kind;
+            let ours =
+                m.address == u64::from(msi_domain::DOORBELL) && to == slot && to_kind == kind;
             let delivered = ours && self.msi.deliver(m.data);
             self.fabric.lock().count_irq(slot, |s| {
                 if delivered {

@@ -19,10 +19,12 @@ mod config;
 #[cfg(CONFIG_KUNIT)]
 mod config_tests;
 mod control;
+mod dma;
 mod fabric;
 mod host;
 mod iommu;
 mod irq;
+mod kthread;
 mod layout;
 mod memmap;
 mod message;
@@ -32,6 +34,7 @@ mod msi_domain;
 mod msi_tests;
 mod msix;
 mod params;
+mod physmem;
 mod raw_lock;
 mod window;
 
@@ -95,6 +98,10 @@ module! {
             default: false,
             description: "Register a software IOMMU for the mock functions (one IOMMU group each; type1 and iommufd work as with hardware). The devices then pin the module: remove them (del_device) before rmmod",
         },
+        dma: bool {
+            default: false,
+            description: "Give every device a DMA engine (registers at BAR2 offset 0, memcpy between IOVAs through the IOMMU, completion on an MSI-X vector); it needs iommu=1 to reach memory",
+        },
         allow_any_reserved: bool {
             default: false,
             description: "Accept a window in a reserved range no memmap= option made (firmware's memory, which loading overwrites): only for memory known to be unused",
@@ -136,6 +143,7 @@ fn raw_params() -> params::Raw {
         window_size: p::window_size.value(),
         allow_any_reserved: p::allow_any_reserved.value(),
         iommu: p::iommu.value(),
+        dma: p::dma.value(),
         identity: config::Identity {
             vendor: p::vendor.value(),
             device: p::device.value(),

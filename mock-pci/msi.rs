@@ -22,8 +22,8 @@ use crate::{
     message::{Message, Outcome},
     msix,
 };
-use kernel::prelude::*;
 use kernel::bindings;
+use kernel::prelude::*;
 
 /// Offset of the MSI capability, when there is one.
 pub(crate) const MSI_CAP: usize = 0x90;

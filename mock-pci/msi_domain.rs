@@ -87,7 +87,7 @@ unsafe impl<T> Sync for Static<T> {}
 static CHIP: Static<bindings::irq_chip> = Static({
     // SAFETY: all-zero is a valid `irq_chip` (every callback absent).
     let mut c: bindings::irq_chip = unsafe { core::mem::zeroed() };
-    c.name = c"MOCK-MSI".as_ptr().cast();
+    c.name = c"MOCK-MSI".to_bytes_with_nul().as_ptr();
     c.irq_compose_msi_msg = Some(compose_msi_msg);
     c
 });
@@ -110,7 +110,7 @@ static PARENT_OPS: Static<bindings::msi_parent_ops> = Static(bindings::msi_paren
     bus_select_token: bindings::irq_domain_bus_token_DOMAIN_BUS_NEXUS,
     // MATCH_PCI_MSI.
     bus_select_mask: 1 << bindings::irq_domain_bus_token_DOMAIN_BUS_PCI_MSI,
-    prefix: c"MOCK-".as_ptr().cast(),
+    prefix: c"MOCK-".to_bytes_with_nul().as_ptr(),
     init_dev_msi_info: Some(bindings::msi_lib_init_dev_msi_info),
 });
 
@@ -139,7 +139,7 @@ impl MsiDomain {
         let mut info: bindings::irq_domain_info = unsafe { core::mem::zeroed() };
         info.fwnode = fwnode;
         info.domain_flags = bindings::IRQ_DOMAIN_FLAG_ISOLATED_MSI;
-        info.hwirq_max = HWIRQ_MAX as _;
+        info.hwirq_max = HWIRQ_MAX as usize;
         info.ops = &DOMAIN_OPS.0;
         // SAFETY: `info` is complete; the ops tables are static.
         let domain = unsafe { bindings::msi_create_parent_irq_domain(&mut info, &PARENT_OPS.0) };
@@ -195,6 +195,11 @@ impl Drop for MsiDomain {
 /// `irq_domain_ops.alloc`: `n` interrupts for the MSI descriptor in `arg`
 /// (a block of multi-message MSI, or one MSI-X vector), from vector
 /// `msi_index` of its function on.
+///
+/// # Safety
+///
+/// Called by the interrupt core for this domain, with the child PCI/MSI
+/// domain's `msi_alloc_info_t` as `arg`.
 unsafe extern "C" fn alloc(
     d: *mut bindings::irq_domain,
     virq: u32,
@@ -236,6 +241,10 @@ unsafe extern "C" fn alloc(
 }
 
 /// `irq_chip.irq_compose_msi_msg`: the doorbell and the interrupt's number.
+///
+/// # Safety
+///
+/// Called by the interrupt core for an interrupt of this domain.
 unsafe extern "C" fn compose_msi_msg(data: *mut bindings::irq_data, msg: *mut bindings::msi_msg) {
     // SAFETY: the core passes this domain's interrupt data and a message to
     // fill.
@@ -253,7 +262,11 @@ mod tests {
 
     #[test]
     fn hwirq_round_trips() {
-        for (slot, kind, v) in [(0, Kind::Msi, 0), (31, Kind::MsiX, 2047), (5, Kind::Msi, 31)] {
+        for (slot, kind, v) in [
+            (0, Kind::Msi, 0),
+            (31, Kind::MsiX, 2047),
+            (5, Kind::Msi, 31),
+        ] {
             assert_eq!(decode(hwirq(slot, kind, v)), (slot, kind, v));
         }
         assert!(decode(0x2_0000).0 >= 32);

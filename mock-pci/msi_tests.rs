@@ -401,6 +401,9 @@ mod tests {
         assert_eq!(table.entry(63), Some(32 * 1024 + 63 * 16));
         assert_eq!(table.entry(64), None);
         assert_eq!(table.pending_bit(0), (u64::from(table.pba_offset()), 1));
-        assert_eq!(table.pending_bit(13), (u64::from(table.pba_offset()) + 1, 1 << 5));
+        assert_eq!(
+            table.pending_bit(13),
+            (u64::from(table.pba_offset()) + 1, 1 << 5)
+        );
     }
 }

@@ -139,7 +139,8 @@ pub(crate) fn outcome(flags: u32, entry: &[u8; ENTRY]) -> Outcome {
         return Outcome::Disabled;
     }
     let ctrl = word(bindings::PCI_MSIX_ENTRY_VECTOR_CTRL as usize);
-    if flags & bindings::PCI_MSIX_FLAGS_MASKALL != 0 || ctrl & bindings::PCI_MSIX_ENTRY_CTRL_MASKBIT != 0
+    if flags & bindings::PCI_MSIX_FLAGS_MASKALL != 0
+        || ctrl & bindings::PCI_MSIX_ENTRY_CTRL_MASKBIT != 0
     {
         return Outcome::Pending;
     }

@@ -30,6 +30,7 @@ pub(crate) struct Raw {
     pub(crate) window_size: u64,
     pub(crate) allow_any_reserved: bool,
     pub(crate) iommu: bool,
+    pub(crate) dma: bool,
     pub(crate) identity: Identity,
     pub(crate) irqs: Irqs,
 }
@@ -48,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) allow_any_reserved: bool,
     /// Register the software IOMMU for the mock functions.
     pub(crate) iommu: bool,
+    /// Give every function a DMA engine.
+    pub(crate) dma: bool,
 }
 
 /// Checks a BAR size parameter: a power of two of at least [`MIN_BAR_SIZE`].
@@ -201,6 +204,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         irqs,
         allow_any_reserved: raw.allow_any_reserved,
         iommu: raw.iommu,
+        dma: raw.dma,
     })
 }
 
@@ -218,6 +222,7 @@ mod tests {
             window_size: 256 << 20,
             allow_any_reserved: false,
             iommu: false,
+            dma: false,
             identity: Identity {
                 vendor: 0x1234,
                 device: 0xf00d,

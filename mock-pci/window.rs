@@ -310,7 +310,7 @@ impl Window {
             let n = ZERO_CHUNK.min(len - off);
             // SAFETY: `dst + off` is mapped for `n` bytes.
             unsafe { bindings::memset_io(dst.add(off), 0, n) };
-            cond_resched();
+            crate::kthread::cond_resched();
         }
         Ok(())
     }
@@ -318,16 +318,6 @@ impl Window {
 
 /// Bytes zeroed between two scheduling points.
 const ZERO_CHUNK: usize = 1 << 20;
-
-/// `cond_resched()`: as in C, nothing under full preemption
-/// (`CONFIG_PREEMPTION` without `CONFIG_PREEMPT_DYNAMIC`).
-fn cond_resched() {
-    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
-    // SAFETY: process context, no spinlock held (see `Window::zero`).
-    unsafe {
-        bindings::__cond_resched();
-    }
-}
 
 impl Drop for Window {
     fn drop(&mut self) {

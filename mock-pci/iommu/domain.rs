@@ -66,17 +66,32 @@ pub(super) static BLOCKED: StaticDomain =
 pub(super) static IDENTITY: StaticDomain =
     StaticDomain::new(bindings::IOMMU_DOMAIN_IDENTITY, &IDENTITY_OPS);
 
-/// Attaching a static domain needs no state: with no hardware to program,
-/// what a function may reach is decided when it DMAs.
+/// Attaching a static domain: the function's DMA has no translation.
 ///
 /// # Safety
 ///
 /// Called by the IOMMU core as `iommu_domain_ops.attach_dev` of a static domain.
 unsafe extern "C" fn attach_static(
     _domain: *mut bindings::iommu_domain,
-    _dev: *mut bindings::device,
+    dev: *mut bindings::device,
     _old: *mut bindings::iommu_domain,
 ) -> c_int {
+    // SAFETY: the core attaches only devices this IOMMU probed.
+    unsafe { super::attached(dev, core::ptr::null_mut()) };
+    0
+}
+
+/// # Safety
+///
+/// Called by the IOMMU core as `iommu_domain_ops.attach_dev` of a paging
+/// domain.
+unsafe extern "C" fn attach_paging(
+    domain: *mut bindings::iommu_domain,
+    dev: *mut bindings::device,
+    _old: *mut bindings::iommu_domain,
+) -> c_int {
+    // SAFETY: as in `attach_static`.
+    unsafe { super::attached(dev, domain) };
     0
 }
 
@@ -99,10 +114,11 @@ const PA_BITS: u32 = 52;
 static PAGING_OPS: DomainOps = {
     // SAFETY: all-zero is a valid `iommu_domain_ops` (every op absent).
     let mut ops: bindings::iommu_domain_ops = unsafe { core::mem::zeroed() };
-    ops.attach_dev = Some(attach_static);
+    ops.attach_dev = Some(attach_paging);
     // IOMMU_PT_DOMAIN_OPS(amdv1).
     ops.iova_to_phys = Some(bindings::pt_iommu_amdv1_iova_to_phys);
     ops.iotlb_sync = Some(iotlb_sync);
+    ops.flush_iotlb_all = Some(flush_iotlb_all);
     ops.free = Some(free_paging);
     DomainOps(ops)
 };
@@ -229,8 +245,9 @@ extern "C" {
     fn iommu_put_pages_list(list: *mut bindings::iommu_pages_list);
 }
 
-/// The pages an unmap removed from the table can be freed once nothing
-/// walks them any more; with no hardware walker, that is now.
+/// After an unmap: once no copy of the DMA engine translates through the
+/// domain any more (it holds the fence per chunk), nothing uses the old
+/// translations, and the table pages the unmap removed can be freed.
 ///
 /// # Safety
 ///
@@ -239,8 +256,16 @@ unsafe extern "C" fn iotlb_sync(
     _domain: *mut bindings::iommu_domain,
     gather: *mut bindings::iommu_iotlb_gather,
 ) {
+    super::quiesce();
     // SAFETY: the core passes the gather of the unmap that just finished.
     unsafe { iommu_put_pages_list(&raw mut (*gather).freelist) };
+}
+
+/// # Safety
+///
+/// Called by the IOMMU core as `iommu_domain_ops.flush_iotlb_all`.
+unsafe extern "C" fn flush_iotlb_all(_domain: *mut bindings::iommu_domain) {
+    super::quiesce();
 }
 
 /// # Safety

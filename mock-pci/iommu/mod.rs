@@ -15,6 +15,12 @@
 //! removed (`del_device`) before `rmmod`; paging domains pin it too
 //! (domain.rs).
 //!
+//! DMA: the paging domain each function is attached to is recorded under a
+//! lock, the fence. The DMA engine translates and copies under it, one
+//! chunk at a time; an unmap's IOTLB flush and every attach take it, so
+//! once they return no copy uses the old translation (the caller unpins
+//! the pages only after the flush).
+//!
 //! Coexistence: a hardware IOMMU registered at boot with no firmware node
 //! would be asked first for every PCI device; mock functions would then get
 //! no group from us. Registration fails loudly in that case (see
@@ -22,8 +28,19 @@
 
 mod domain;
 
+use crate::layout::MAX_SLOTS;
 use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel::{bindings, ffi::c_void, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    ffi::c_void,
+    new_spinlock,
+    prelude::*,
+    sync::{
+        lock::{spinlock::SpinLockBackend, Guard},
+        SpinLock,
+    },
+    types::Opaque,
+};
 
 /// The registered IOMMU: the `iommu_device` the core lists and links
 /// devices to, and which bus it serves.
@@ -35,6 +52,29 @@ pub(crate) struct Registration {
     /// carries it, no other bus does.
     sysdata: *mut c_void,
     registered: bool,
+    #[pin]
+    fence: SpinLock<Fence>,
+}
+
+/// The paging domain each slot's function is attached to (its address),
+/// or 0: blocked, identity, or not probed.
+struct Fence([usize; MAX_SLOTS]);
+
+/// A function's translation, valid while the fence is held.
+pub(crate) struct Translation<'a> {
+    domain: *mut bindings::iommu_domain,
+    _fence: Guard<'a, Fence, SpinLockBackend>,
+}
+
+impl Translation<'_> {
+    /// The physical address IOVA `iova` maps to, if it is mapped.
+    pub(crate) fn phys(&self, iova: u64) -> Option<u64> {
+        // SAFETY: the domain stays attached, hence allocated, while the
+        // fence is held (attach and free wait for it); the lookup walks the
+        // page table without sleeping.
+        let p = unsafe { bindings::iommu_iova_to_phys(self.domain, iova) };
+        (p != 0).then_some(p)
+    }
 }
 
 // SAFETY: `dev` is only handed to the IOMMU core, which serialises its use;
@@ -85,6 +125,7 @@ impl Registration {
                 dev: Opaque::zeroed(),
                 sysdata,
                 registered: false,
+                fence <- new_spinlock!(Fence([0; MAX_SLOTS]), "mock_iommu_fence"),
             }),
             GFP_KERNEL,
         )?;
@@ -141,6 +182,50 @@ impl Registration {
         let iommu = unsafe { (*pdev).dev.iommu };
         // SAFETY: `dev.iommu` is set while the device is probed by an IOMMU.
         !iommu.is_null() && unsafe { (*iommu).iommu_dev } == self.dev.get()
+    }
+}
+
+impl Registration {
+    /// The translation of the function in `slot`, holding the fence until
+    /// it is dropped; `None` unless the function is attached to a paging
+    /// domain.
+    pub(crate) fn translation(&self, slot: usize) -> Option<Translation<'_>> {
+        let fence = self.fence.lock();
+        let domain = *fence.0.get(slot)? as *mut bindings::iommu_domain;
+        (!domain.is_null()).then_some(Translation {
+            domain,
+            _fence: fence,
+        })
+    }
+}
+
+/// Records that `dev` is now attached to `paging` (null: a static domain),
+/// after any copy under the old translation finished.
+///
+/// # Safety
+///
+/// `dev` is a device this IOMMU probed.
+pub(super) unsafe fn attached(dev: *mut bindings::device, paging: *mut bindings::iommu_domain) {
+    let reg = INSTANCE.load(Ordering::Acquire);
+    if reg.is_null() {
+        return;
+    }
+    // SAFETY: a probed device is a mock function, a `pci_dev`; the
+    // registration outlives its devices.
+    let slot = unsafe { (*kernel::container_of!(dev, bindings::pci_dev, dev)).devfn >> 3 } as usize;
+    // SAFETY: as above.
+    if let Some(d) = unsafe { &*reg }.fence.lock().0.get_mut(slot) {
+        *d = paging as usize;
+    }
+}
+
+/// Waits until no copy of the DMA engine translates through a domain
+/// (whichever: one lock covers every function).
+pub(super) fn quiesce() {
+    let reg = INSTANCE.load(Ordering::Acquire);
+    if !reg.is_null() {
+        // SAFETY: domains exist only while the IOMMU is registered.
+        drop(unsafe { &*reg }.fence.lock());
     }
 }
 
