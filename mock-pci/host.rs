@@ -62,7 +62,8 @@ pub(crate) struct Host {
     pub(crate) iommu: Option<Pin<KBox<iommu::Registration>>>,
     /// Functions have a DMA engine (`dma=1`).
     pub(crate) dma: bool,
-    /// The DMA engine's thread, stopped first thing in drop.
+    /// The device thread (DMA, pending interrupts), stopped first thing in
+    /// drop.
     engine: Option<crate::kthread::Thread>,
     /// The MSI parent domain of the bus, removed after the bus.
     pub(crate) msi: MsiDomain,
@@ -317,9 +318,10 @@ impl Host {
                 unsafe { host.check_iommu(bus, slot) }?;
             }
         }
-        if host.dma {
+        let t = &host.templates.func;
+        if host.dma || t.has_msi() || t.msix().is_some() {
             // SAFETY: drop stops the thread before anything else.
-            let engine = unsafe { dma::start(&host) }?;
+            let engine = unsafe { crate::poller::start(&host) }?;
             // SAFETY: `engine` is not structurally pinned.
             unsafe { Pin::get_unchecked_mut(host.as_mut()) }.engine = Some(engine);
         }

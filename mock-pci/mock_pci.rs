@@ -35,6 +35,7 @@ mod msi_tests;
 mod msix;
 mod params;
 mod physmem;
+mod poller;
 mod raw_lock;
 mod window;
 
