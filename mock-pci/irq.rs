@@ -39,10 +39,12 @@ use kernel::{bindings, prelude::*};
 impl Host {
     /// Raises vector `vector` of `kind` of the function in `slot`.
     pub(crate) fn fire(&self, slot: usize, kind: Kind, vector: u32) -> Result {
-        let t = &self.templates.func;
         let bar2 = self.layout.bar2(slot);
         let outcome = {
             let mut fabric = self.fabric.lock();
+            let (has_msi, table) = fabric
+                .template(slot)
+                .map_or((false, None), |t| (t.has_msi(), t.msix().copied()));
             let Some(cfg) = fabric.function_mut(slot) else {
                 pr_err!("fire: slot {} is empty or held in reset\n", slot);
                 return Err(ENODEV);
@@ -52,7 +54,7 @@ impl Host {
                     && cfg.power_state() == 0;
             let outcome = match kind {
                 Kind::Msi => {
-                    if !t.has_msi() {
+                    if !has_msi {
                         pr_err!("fire: the function in slot {} has no MSI\n", slot);
                         return Err(ENODEV);
                     }
@@ -64,7 +66,7 @@ impl Host {
                     }
                 }
                 Kind::MsiX => {
-                    let Some(table) = t.msix() else {
+                    let Some(table) = table else {
                         pr_err!("fire: the function in slot {} has no MSI-X\n", slot);
                         return Err(ENODEV);
                     };

@@ -296,17 +296,17 @@ mod tests {
         f.power_on(&t.func, 0, l.bar0(0), l.bar2(0));
         let bus = bridge::SECONDARY_BUS;
         program(|reg, size, v| {
-            f.write(&t, bus, 0, reg, size, v);
+            f.write(&t.port, bus, 0, reg, size, v);
         });
         let read = |f: &Fabric, reg, size| f.read(bus, 0, reg, size).unwrap_or(!0);
         assert!(!at_power_on(|reg, size| read(&f, reg, size)));
         let bctl = bridge::PCI_BRIDGE_CONTROL;
         let sbr = bindings::PCI_BRIDGE_CTL_BUS_RESET;
         assert_eq!(
-            f.write(&t, 0, 0, bctl, 2, sbr),
+            f.write(&t.port, 0, 0, bctl, 2, sbr),
             Some(Event::BusResetAsserted)
         );
-        assert_eq!(f.write(&t, 0, 0, bctl, 2, 0), Some(Event::BusResetReleased));
+        assert_eq!(f.write(&t.port, 0, 0, bctl, 2, 0), Some(Event::BusResetReleased));
         assert!(at_power_on(|reg, size| read(&f, reg, size)));
         Ok(())
     }
