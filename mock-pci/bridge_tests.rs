@@ -168,7 +168,14 @@ mod tests {
     fn secondary_bus_reset_resets_every_function() -> Result {
         let (t, mut f) = fresh()?;
         for devfn in [SLOT0, SLOT1] {
-            f.write(&t.port, BUS, devfn, COMMAND, 2, bindings::PCI_COMMAND_MEMORY);
+            f.write(
+                &t.port,
+                BUS,
+                devfn,
+                COMMAND,
+                2,
+                bindings::PCI_COMMAND_MEMORY,
+            );
             assert_eq!(
                 f.read(BUS, devfn, COMMAND, 2),
                 Some(bindings::PCI_COMMAND_MEMORY)

@@ -226,7 +226,9 @@ impl Ctl {
             }),
             GFP_KERNEL,
         )?;
-        self.views.lock().push((slot, configfs, scope), GFP_KERNEL)?;
+        self.views
+            .lock()
+            .push((slot, configfs, scope), GFP_KERNEL)?;
         Ok(())
     }
 
@@ -283,7 +285,12 @@ fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, file: impl PinInit<File<T>
 fn new_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
     let slot = ctl.slot("new_device", r)?;
     let host = ctl.host.get();
-    host.plug(Some(slot), &host.templates.func, host.dma, fmt!("new_device"))?;
+    host.plug(
+        Some(slot),
+        &host.templates.func,
+        host.dma,
+        fmt!("new_device"),
+    )?;
     if let Err(e) = ctl.add_view(slot, false) {
         pr_warn!("slot {}: no debugfs view of its BARs ({:?})\n", slot, e);
     }

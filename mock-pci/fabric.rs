@@ -249,13 +249,15 @@ impl Fabric {
                 }
                 PortEffect::ResetReleased => Event::BusResetReleased,
             }),
-            Target::Function(s) => Some(match self.funcs[s].write(&self.templates[s], offset, size, value) {
-                Effect::None => Event::None,
-                Effect::Reset => {
-                    self.resets[s] = self.resets[s].wrapping_add(1);
-                    Event::FunctionReset(s)
-                }
-            }),
+            Target::Function(s) => Some(
+                match self.funcs[s].write(&self.templates[s], offset, size, value) {
+                    Effect::None => Event::None,
+                    Effect::Reset => {
+                        self.resets[s] = self.resets[s].wrapping_add(1);
+                        Event::FunctionReset(s)
+                    }
+                },
+            ),
         }
     }
 

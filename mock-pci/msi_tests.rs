@@ -306,7 +306,10 @@ mod tests {
             f.write(&t.port, 0, 0, bctl, 2, sbr),
             Some(Event::BusResetAsserted)
         );
-        assert_eq!(f.write(&t.port, 0, 0, bctl, 2, 0), Some(Event::BusResetReleased));
+        assert_eq!(
+            f.write(&t.port, 0, 0, bctl, 2, 0),
+            Some(Event::BusResetReleased)
+        );
         assert!(at_power_on(|reg, size| read(&f, reg, size)));
         Ok(())
     }
