@@ -42,7 +42,7 @@ mod tests {
             },
             GFP_KERNEL,
         )?;
-        let mut f = KBox::init(pin_init::zeroed::<Fabric>(), GFP_KERNEL)?;
+        let mut f = KBox::init(pin_init::init_zeroed::<Fabric>(), GFP_KERNEL)?;
         f.reset_port(&t.port);
         Ok((t, f))
     }

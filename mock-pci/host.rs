@@ -273,7 +273,7 @@ impl Host {
                     node: bindings::NUMA_NO_NODE,
                     ..Default::default()
                 }),
-                fabric <- new_raw_spinlock_irq!(pin_init::zeroed::<Fabric>(), "mock_pci_fabric"),
+                fabric <- new_raw_spinlock_irq!(pin_init::init_zeroed::<Fabric>(), "mock_pci_fabric"),
                 busn: Opaque::new(bindings::resource {
                     name: c"mock-pci bus".as_char_ptr(),
                     start: 0,

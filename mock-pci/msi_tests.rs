@@ -291,7 +291,7 @@ mod tests {
             GFP_KERNEL,
         )?;
         let l = Layout::new(0x4000_0000, 256 << 20, BARS).map_err(|_: LayoutError| EINVAL)?;
-        let mut f = KBox::init(pin_init::zeroed::<Fabric>(), GFP_KERNEL)?;
+        let mut f = KBox::init(pin_init::init_zeroed::<Fabric>(), GFP_KERNEL)?;
         f.power_on_port(&t.port, &l);
         f.power_on(&t.func, 0, l.bar0(0), l.bar2(0));
         let bus = bridge::SECONDARY_BUS;
