@@ -4,8 +4,8 @@
 //! through the function's IOMMU domain, with a completion interrupt.
 //!
 //! Its registers are the first bytes of BAR2 (plain BAR memory: software
-//! writes them through its mapping, and one kernel thread per host polls
-//! every function's doorbell):
+//! writes them through its mapping, and the device thread, poller.rs,
+//! polls every function's doorbell):
 //!
 //! | offset | register | |
 //! |---|---|---|
@@ -34,7 +34,7 @@
 //! driver that sees it done sees the rest.
 
 use crate::{fabric::DmaStats, host::Host, kthread, msi_domain::Kind, physmem};
-use kernel::{bindings, ffi::c_void, prelude::*, str::CString, time::Instant};
+use kernel::{bindings, prelude::*, time::Instant};
 
 const MAGIC: u32 = 0x4d44_4b4d;
 const VERSION: u32 = 1;
@@ -146,7 +146,7 @@ impl Host {
 
     /// Looks at every function's doorbell once and runs the jobs it finds;
     /// says whether there was one.
-    fn dma_poll(&self) -> bool {
+    pub(crate) fn dma_poll(&self) -> bool {
         let mut busy = false;
         for slot in 0..self.layout.slots() {
             if !self.may_dma(slot) {
@@ -253,40 +253,4 @@ impl Host {
         }
         Ok(())
     }
-}
-
-/// The engine thread: polls quickly while jobs come, then backs off to
-/// 10 ms when idle.
-///
-/// # Safety
-///
-/// `data` is the `Host`, which stops the thread before it goes away.
-unsafe extern "C" fn engine(data: *mut c_void) -> c_int {
-    // SAFETY: see the function's safety section.
-    let host = unsafe { &*data.cast::<Host>() };
-    let mut idle = 0u32;
-    while !kthread::should_stop() {
-        if host.dma_poll() {
-            idle = 0;
-        } else {
-            idle = idle.saturating_add(1);
-        }
-        if idle < 200 {
-            kthread::sleep_us(50, 100);
-        } else {
-            kthread::sleep_us(10_000, 11_000);
-        }
-    }
-    0
-}
-
-/// Starts the engine thread of `host`.
-///
-/// # Safety
-///
-/// The returned thread is dropped before `host` is.
-pub(crate) unsafe fn start(host: &Host) -> Result<kthread::Thread> {
-    let name = CString::try_from_fmt(fmt!("mock_pci_dma/{:x}", host.domain))?;
-    // SAFETY: see the function's safety section.
-    unsafe { kthread::Thread::spawn(engine, core::ptr::from_ref(host).cast_mut().cast(), &name) }
 }

@@ -66,8 +66,9 @@ pub(crate) struct Host {
     /// The functions the module parameters describe have a DMA engine
     /// (`dma=1`); configfs devices say so each.
     pub(crate) dma: bool,
-    /// The DMA engines' thread, started with the first function that has
-    /// an engine and stopped first thing in drop.
+    /// The device thread (DMA, pending interrupts), started with the
+    /// first function that has a DMA engine, MSI or MSI-X, and stopped
+    /// first thing in drop.
     #[pin]
     engine: Mutex<Option<crate::kthread::Thread>>,
     /// The MSI parent domain of the bus, removed after the bus.
@@ -246,6 +247,13 @@ unsafe fn list_len(head: *mut bindings::list_head) -> usize {
     n
 }
 
+/// Whether a function described by `t`, with a DMA engine if `dma`, needs
+/// the device thread: to run DMA jobs, or to send the MSI or MSI-X vectors
+/// software unmasks.
+fn needs_thread(t: &Template, dma: bool) -> bool {
+    dma || t.has_msi() || t.msix().is_some()
+}
+
 const fn devfn(slot: usize) -> u32 {
     (slot as u32) << 3
 }
@@ -323,18 +331,18 @@ impl Host {
                 unsafe { host.check_iommu(bus, slot) }?;
             }
         }
-        if host.dma {
-            host.start_engine()?;
+        if needs_thread(&host.templates.func, host.dma) {
+            host.start_thread()?;
         }
         Ok(host)
     }
 
-    /// Starts the DMA engines' thread unless it runs.
-    fn start_engine(&self) -> Result {
+    /// Starts the device thread unless it runs.
+    fn start_thread(&self) -> Result {
         let mut engine = self.engine.lock();
         if engine.is_none() {
             // SAFETY: drop stops the thread before anything else.
-            *engine = Some(unsafe { dma::start(self) }?);
+            *engine = Some(unsafe { crate::poller::start(self) }?);
         }
         Ok(())
     }
@@ -540,8 +548,8 @@ impl Host {
             );
             return Err(ENODEV);
         }
-        if dma {
-            self.start_engine()?;
+        if needs_thread(t, dma) {
+            self.start_thread()?;
         }
         self.power_on(slot, t, dma)?;
         // SAFETY: the secondary bus stays registered while the rescan lock

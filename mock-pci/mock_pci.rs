@@ -39,6 +39,7 @@ mod msi_tests;
 mod msix;
 mod params;
 mod physmem;
+mod poller;
 mod raw_lock;
 mod window;
 

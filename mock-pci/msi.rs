@@ -163,8 +163,36 @@ pub(crate) fn raise(c: &mut ConfigSpace, vector: u32) -> Outcome {
         c.set32(at(bindings::PCI_MSI_PENDING_64), pending);
         return Outcome::Pending;
     }
+    Outcome::Sent(message(c, vector))
+}
+
+/// The message of MSI vector `vector`: the capability's address, its data
+/// with the vector number in the low bits multiple-message MSI lets the
+/// function change.
+fn message(c: &ConfigSpace, vector: u32) -> Message {
+    let at = |reg: u32| MSI_CAP + reg as usize;
     let address = u64::from(c.read(at(bindings::PCI_MSI_ADDRESS_LO), 4))
         | u64::from(c.read(at(bindings::PCI_MSI_ADDRESS_HI), 4)) << 32;
     let data = c.read(at(bindings::PCI_MSI_DATA_64), 2) & !(enabled_vectors(c) - 1) | vector;
-    Outcome::Sent(Message { address, data })
+    Message { address, data }
+}
+
+/// Takes the pending vectors of an enabled MSI capability that are no
+/// longer masked: clears their pending bits and returns them (a bit per
+/// vector) with the message of vector 0, whose data's low bits the vector
+/// number replaces. `None` if there are none.
+pub(crate) fn take_unmasked_pending(c: &mut ConfigSpace) -> Option<(u32, Message)> {
+    let at = |reg: u32| MSI_CAP + reg as usize;
+    if c.read(MSI_FLAGS, 2) & bindings::PCI_MSI_FLAGS_ENABLE == 0 {
+        return None;
+    }
+    let enabled = enabled_vectors(c);
+    let pending = c.read(at(bindings::PCI_MSI_PENDING_64), 4);
+    let mask = c.read(at(bindings::PCI_MSI_MASK_64), 4);
+    let bits = pending & !mask & (u32::MAX >> (32 - enabled));
+    if bits == 0 {
+        return None;
+    }
+    c.set32(at(bindings::PCI_MSI_PENDING_64), pending & !bits);
+    Some((bits, message(c, 0)))
 }

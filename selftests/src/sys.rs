@@ -43,6 +43,8 @@ pub type sighandler_t = usize;
 pub const EINTR: c_int = 4;
 /// `EIO`: I/O error (a BAR access through the region with memory off).
 pub const EIO: c_int = 5;
+/// `EAGAIN`: try again (a nonblocking read of an eventfd whose count is 0).
+pub const EAGAIN: c_int = 11;
 /// `EFAULT`: bad address (also: mremap growing a PFN map).
 pub const EFAULT: c_int = 14;
 /// `ENODEV`: no such device (also: no slot or bus reset for a hot reset).
@@ -99,6 +101,10 @@ pub const MREMAP_FIXED: c_int = 2;
 pub const O_NONBLOCK: c_int = 0o4000;
 /// `O_CLOEXEC`.
 pub const O_CLOEXEC: c_int = 0o2000000;
+/// `EFD_NONBLOCK` (`<sys/eventfd.h>`): [`O_NONBLOCK`].
+pub const EFD_NONBLOCK: c_int = O_NONBLOCK;
+/// `EFD_CLOEXEC` (`<sys/eventfd.h>`): [`O_CLOEXEC`].
+pub const EFD_CLOEXEC: c_int = O_CLOEXEC;
 /// `PIPE_BUF`: writes up to this size are atomic on a pipe.
 pub const PIPE_BUF: usize = 4096;
 /// `POLLIN`.
@@ -313,6 +319,8 @@ extern "C" {
     pub fn _exit(status: c_int) -> !;
     /// `alarm(2)`.
     pub fn alarm(seconds: c_uint) -> c_uint;
+    /// `eventfd(2)`.
+    pub fn eventfd(initval: c_uint, flags: c_int) -> c_int;
     /// `clock_gettime(2)`.
     pub fn clock_gettime(clock: clockid_t, tp: *mut timespec) -> c_int;
     /// `fork(2)`.
@@ -427,6 +435,25 @@ mod tests {
             for fd in fds {
                 drop(std::os::fd::OwnedFd::from_raw_fd(fd));
             }
+        }
+    }
+
+    #[test]
+    fn eventfd_counts_and_does_not_block() {
+        // SAFETY: a descriptor and buffers this test owns.
+        unsafe {
+            let fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            assert!(fd >= 0);
+            let mut n = 0u64;
+            assert_eq!(read(fd, (&raw mut n).cast(), 8), -1);
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(EAGAIN));
+            for _ in 0..2 {
+                let one = 1u64;
+                assert_eq!(write(fd, (&raw const one).cast(), 8), 8);
+            }
+            assert_eq!(read(fd, (&raw mut n).cast(), 8), 8);
+            assert_eq!(n, 2);
+            drop(std::os::fd::OwnedFd::from_raw_fd(fd));
         }
     }
 }

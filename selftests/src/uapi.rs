@@ -90,6 +90,19 @@ pub const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
 pub const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
 /// `VFIO_PCI_NUM_IRQS`.
 pub const VFIO_PCI_NUM_IRQS: u32 = 5;
+/// `VFIO_IRQ_SET_DATA_NONE`: no data after the [`IrqSet`] header.
+pub const VFIO_IRQ_SET_DATA_NONE: u32 = 1 << 0;
+/// `VFIO_IRQ_SET_DATA_BOOL`: one `u8` per IRQ after the header.
+pub const VFIO_IRQ_SET_DATA_BOOL: u32 = 1 << 1;
+/// `VFIO_IRQ_SET_DATA_EVENTFD`: one `i32` eventfd per IRQ after the header.
+pub const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
+/// `VFIO_IRQ_SET_ACTION_MASK`.
+pub const VFIO_IRQ_SET_ACTION_MASK: u32 = 1 << 3;
+/// `VFIO_IRQ_SET_ACTION_UNMASK`.
+pub const VFIO_IRQ_SET_ACTION_UNMASK: u32 = 1 << 4;
+/// `VFIO_IRQ_SET_ACTION_TRIGGER`: signal the eventfds (or, with
+/// `DATA_NONE` and count 0, disable the index).
+pub const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
 /// vfio-pci places region `i` at `i << VFIO_PCI_OFFSET_SHIFT` in the device
 /// file (include/linux/vfio_pci_core.h; userspace learns each offset from
 /// `VFIO_DEVICE_GET_REGION_INFO`, which reports exactly that).
@@ -101,6 +114,8 @@ pub const VFIO_PCI_NUM_BARS: u32 = 6;
 pub const PCI_COMMAND: u64 = 0x04;
 /// COMMAND bit: memory space enable.
 pub const PCI_COMMAND_MEMORY: u16 = 0x2;
+/// COMMAND bit: bus master enable (a function sends no MSI without it).
+pub const PCI_COMMAND_MASTER: u16 = 0x4;
 /// PCI config space: the Status register.
 pub const PCI_STATUS: u64 = 0x06;
 /// `PCI_STATUS_CAP_LIST`: the function has a capability list.
@@ -113,6 +128,56 @@ pub const PCI_CAP_ID_PM: u8 = 0x01;
 pub const PCI_PM_CTRL: u64 = 4;
 /// `PCI_PM_CTRL_STATE_MASK`: the power state field of PMCSR.
 pub const PCI_PM_CTRL_STATE_MASK: u16 = 0x3;
+/// `PCI_CAP_ID_MSI`: MSI capability.
+pub const PCI_CAP_ID_MSI: u8 = 0x05;
+/// `PCI_MSI_FLAGS`: MSI Message Control, inside the MSI capability.
+pub const PCI_MSI_FLAGS: u64 = 2;
+/// `PCI_MSI_FLAGS_ENABLE`.
+pub const PCI_MSI_FLAGS_ENABLE: u16 = 0x1;
+/// `PCI_MSI_FLAGS_QSIZE`: Multiple Message Enable (log2 of the vectors).
+pub const PCI_MSI_FLAGS_QSIZE: u16 = 0x70;
+/// `PCI_MSI_FLAGS_64BIT`.
+pub const PCI_MSI_FLAGS_64BIT: u16 = 0x80;
+/// `PCI_MSI_FLAGS_MASKBIT`: per-vector masking.
+pub const PCI_MSI_FLAGS_MASKBIT: u16 = 0x100;
+/// `PCI_MSI_ADDRESS_LO`.
+pub const PCI_MSI_ADDRESS_LO: u64 = 4;
+/// `PCI_MSI_ADDRESS_HI` (64-bit capability).
+pub const PCI_MSI_ADDRESS_HI: u64 = 8;
+/// `PCI_MSI_DATA_64`: Message Data of a 64-bit capability.
+pub const PCI_MSI_DATA_64: u64 = 0x0c;
+/// `PCI_MSI_MASK_64`: Mask Bits of a 64-bit capability.
+pub const PCI_MSI_MASK_64: u64 = 0x10;
+/// `PCI_MSI_PENDING_64`: Pending Bits of a 64-bit capability.
+pub const PCI_MSI_PENDING_64: u64 = 0x14;
+/// `PCI_CAP_ID_MSIX`: MSI-X capability.
+pub const PCI_CAP_ID_MSIX: u8 = 0x11;
+/// `PCI_MSIX_FLAGS`: MSI-X Message Control.
+pub const PCI_MSIX_FLAGS: u64 = 2;
+/// `PCI_MSIX_FLAGS_QSIZE`: Table Size - 1.
+pub const PCI_MSIX_FLAGS_QSIZE: u16 = 0x7ff;
+/// `PCI_MSIX_FLAGS_MASKALL`: Function Mask.
+pub const PCI_MSIX_FLAGS_MASKALL: u16 = 0x4000;
+/// `PCI_MSIX_FLAGS_ENABLE`.
+pub const PCI_MSIX_FLAGS_ENABLE: u16 = 0x8000;
+/// `PCI_MSIX_TABLE`: Table Offset/BIR.
+pub const PCI_MSIX_TABLE: u64 = 4;
+/// `PCI_MSIX_PBA`: PBA Offset/BIR.
+pub const PCI_MSIX_PBA: u64 = 8;
+/// `PCI_MSIX_TABLE_BIR` (also the PBA's BIR mask).
+pub const PCI_MSIX_TABLE_BIR: u32 = 0x7;
+/// `PCI_MSIX_ENTRY_SIZE`: bytes per MSI-X table entry.
+pub const PCI_MSIX_ENTRY_SIZE: u64 = 16;
+/// `PCI_MSIX_ENTRY_LOWER_ADDR`.
+pub const PCI_MSIX_ENTRY_LOWER_ADDR: u64 = 0;
+/// `PCI_MSIX_ENTRY_UPPER_ADDR`.
+pub const PCI_MSIX_ENTRY_UPPER_ADDR: u64 = 4;
+/// `PCI_MSIX_ENTRY_DATA`.
+pub const PCI_MSIX_ENTRY_DATA: u64 = 8;
+/// `PCI_MSIX_ENTRY_VECTOR_CTRL`.
+pub const PCI_MSIX_ENTRY_VECTOR_CTRL: u64 = 12;
+/// `PCI_MSIX_ENTRY_CTRL_MASKBIT`: the entry is masked.
+pub const PCI_MSIX_ENTRY_CTRL_MASKBIT: u32 = 0x1;
 /// `PCI_CAP_ID_EXP`: PCI Express capability.
 pub const PCI_CAP_ID_EXP: u8 = 0x10;
 /// `PCI_EXP_DEVCAP`: Device Capabilities, inside the PCIe capability.
@@ -316,5 +381,17 @@ mod tests {
         assert_eq!(argsz::<IrqInfo>(), 16);
         assert_eq!(argsz::<IrqSet>(), 20);
         assert_eq!(argsz::<Ioeventfd>(), 32);
+    }
+
+    #[test]
+    fn irq_set_flags_match_linux_vfio_h() {
+        assert_eq!(VFIO_IRQ_SET_DATA_NONE, 0x1);
+        assert_eq!(VFIO_IRQ_SET_DATA_BOOL, 0x2);
+        assert_eq!(VFIO_IRQ_SET_DATA_EVENTFD, 0x4);
+        assert_eq!(VFIO_IRQ_SET_ACTION_MASK, 0x8);
+        assert_eq!(VFIO_IRQ_SET_ACTION_UNMASK, 0x10);
+        assert_eq!(VFIO_IRQ_SET_ACTION_TRIGGER, 0x20);
+        // The data of a vfio_irq_set starts right after its 20 bytes.
+        assert_eq!(std::mem::align_of::<IrqSet>(), 4);
     }
 }

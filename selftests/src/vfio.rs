@@ -2,7 +2,8 @@
 
 //! A VFIO PCI device opened through the group/container path or the
 //! cdev/iommufd path, with the few operations the tests need: region info,
-//! config space access (COMMAND memory enable), reset and BAR pread/pwrite.
+//! config space access (COMMAND memory and bus master enable), interrupt
+//! eventfds, reset and BAR pread/pwrite.
 
 use crate::error::{last_os, Context, Result};
 use crate::sys;
@@ -303,12 +304,110 @@ impl Device {
         Ok(())
     }
 
+    /// Sets or clears COMMAND bus master enable through the VFIO config
+    /// region (vfio-pci passes the bit to the device): without it a
+    /// function sends no MSI or MSI-X message.
+    pub fn set_master(&self, on: bool) -> Result<()> {
+        let cmd = self.command()?;
+        let new = if on {
+            cmd | uapi::PCI_COMMAND_MASTER
+        } else {
+            cmd & !uapi::PCI_COMMAND_MASTER
+        };
+        self.write(&self.config, uapi::PCI_COMMAND, &new.to_le_bytes())?;
+        let now = self.command()?;
+        if (now & uapi::PCI_COMMAND_MASTER != 0) != on {
+            return Err(err!(
+                "COMMAND bus master did not change: wrote {new:#06x}, read back {now:#06x}"
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `N` little-endian bytes of config space through the VFIO
     /// config region.
     fn config_read<const N: usize>(&self, offset: u64) -> Result<[u8; N]> {
         let mut b = [0u8; N];
         self.read(&self.config, offset, &mut b)?;
         Ok(b)
+    }
+
+    /// The 16-bit config register at `offset`, as the VFIO config region
+    /// shows it (vfio-pci virtualizes some registers).
+    pub fn config_u16(&self, offset: u64) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.config_read(offset)?))
+    }
+
+    /// The 32-bit config register at `offset`, as the VFIO config region
+    /// shows it.
+    pub fn config_u32(&self, offset: u64) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.config_read(offset)?))
+    }
+
+    /// `VFIO_DEVICE_SET_IRQS` with `ACTION_TRIGGER | DATA_EVENTFD`: the
+    /// interrupts `start..start + fds.len()` of `index`
+    /// (`VFIO_PCI_*_IRQ_INDEX`) signal `fds` (-1: that one is released).
+    /// For MSI and MSI-X this enables the index with that many vectors.
+    pub fn set_irq_eventfds(&self, index: u32, start: u32, fds: &[RawFd]) -> Result<()> {
+        const MAX: usize = 64;
+        #[repr(C)]
+        struct Set {
+            head: uapi::IrqSet,
+            fds: [i32; MAX],
+        }
+        if fds.len() > MAX {
+            return Err(err!("SET_IRQS with more than {MAX} eventfds"));
+        }
+        let mut set = Set {
+            head: uapi::IrqSet {
+                argsz: (std::mem::size_of::<uapi::IrqSet>() + 4 * fds.len()) as u32,
+                flags: uapi::VFIO_IRQ_SET_ACTION_TRIGGER | uapi::VFIO_IRQ_SET_DATA_EVENTFD,
+                index,
+                start,
+                count: fds.len() as u32,
+            },
+            fds: [-1; MAX],
+        };
+        set.fds[..fds.len()].copy_from_slice(fds);
+        // SAFETY: `set` is a live `vfio_irq_set` header followed by `count`
+        // eventfds (at offset 20, where the C struct's data starts), as its
+        // argsz says.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_SET_IRQS,
+                &raw mut set as usize,
+                &format!(
+                    "VFIO_DEVICE_SET_IRQS(index {index}, start {start}, {} eventfds)",
+                    fds.len()
+                ),
+            )?
+        };
+        Ok(())
+    }
+
+    /// `VFIO_DEVICE_SET_IRQS` with `ACTION_TRIGGER | DATA_NONE` and count
+    /// 0: disables the interrupts of `index` (MSI, MSI-X: the capability's
+    /// enable bit goes off, the vectors are freed).
+    pub fn disable_irqs(&self, index: u32) -> Result<()> {
+        let mut set = uapi::IrqSet {
+            argsz: argsz::<uapi::IrqSet>(),
+            flags: uapi::VFIO_IRQ_SET_ACTION_TRIGGER | uapi::VFIO_IRQ_SET_DATA_NONE,
+            index,
+            start: 0,
+            count: 0,
+        };
+        // SAFETY: `set` is a live `vfio_irq_set` without data, as its argsz
+        // and DATA_NONE say.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_SET_IRQS,
+                &raw mut set as usize,
+                &format!("VFIO_DEVICE_SET_IRQS(index {index}, disable)"),
+            )?
+        };
+        Ok(())
     }
 
     /// Offset of the standard capability `id`, if the function has it (as

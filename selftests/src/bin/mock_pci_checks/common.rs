@@ -39,6 +39,17 @@ pub fn hw_config(bdf: &str, at: u64, size: usize) -> Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
+/// Writes `bytes` at `at` of `bdf`'s config space as the device holds it
+/// (sysfs `config`: past VFIO's virtualization, as `setpci` does).
+pub fn hw_config_write(bdf: &str, at: u64, bytes: &[u8]) -> Result<()> {
+    let p = format!("/sys/bus/pci/devices/{bdf}/config");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .and_then(|f| f.write_all_at(bytes, at))
+        .ctx(format!("write {} bytes at {at:#x} of {p}", bytes.len()))
+}
+
 /// Where the PCI core put `bdf`'s BAR0 (first line of sysfs `resource`).
 pub fn bar0_address(bdf: &str) -> Result<u64> {
     let p = format!("/sys/bus/pci/devices/{bdf}/resource");

@@ -22,7 +22,11 @@
 //!   loaded) and `injected` or `not-injected`;
 //! * `irq-info BDF`: not a check but a report: the count and flags
 //!   `VFIO_DEVICE_GET_IRQ_INFO` gives for INTx, MSI and MSI-X of a device
-//!   bound to a vfio-pci driver, one line each (`msi: count 16 flags 0x9`).
+//!   bound to a vfio-pci driver, one line each (`msi: count 16 flags 0x9`);
+//! * `irq-fire BDF`: MSI and MSI-X delivery end to end through stock
+//!   vfio-pci: mock-pci's debugfs `fire` sends a vector, exactly its
+//!   eventfd fires; forged messages are dropped, masked vectors pending,
+//!   disabled ones not sent (mock-pci's `irqs` counters).
 //!
 //! Bad usage exits 1 with the usage on stderr. x86_64 only, like the
 //! probe it uses.
@@ -32,6 +36,7 @@ vfio_revoke_selftests::x86_64_only! {
     mod common;
     mod fail_nth;
     mod hot_reset;
+    mod irq_fire;
     mod irq_info;
     mod roundtrip;
     mod unplug;
@@ -43,7 +48,8 @@ const USAGE: &str = "usage: mock_pci_checks roundtrip BDF
        mock_pci_checks unplug-mapped BDF
        mock_pci_checks bad-input-vs-stock BDF
        mock_pci_checks fail-nth N KO [PARAM...]
-       mock_pci_checks irq-info BDF";
+       mock_pci_checks irq-info BDF
+       mock_pci_checks irq-fire BDF";
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -59,6 +65,7 @@ fn main() {
         ["unplug-mapped", _] if bdf_ok(&args[1..]) => unplug::run(&args[1]),
         ["bad-input-vs-stock", _] if bdf_ok(&args[1..]) => bad_input::run(&args[1]),
         ["irq-info", _] if bdf_ok(&args[1..]) => irq_info::run(&args[1]),
+        ["irq-fire", _] if bdf_ok(&args[1..]) => irq_fire::run(&args[1]),
         ["fail-nth", n, _, ..] if n.parse::<u32>().is_ok() => {
             fail_nth::run(n, &args[2], &args[3..])
         }
