@@ -155,12 +155,12 @@ impl Description {
     pub(crate) fn set(&mut self, field: Field, text: &str, max: &BarSizes) -> Result {
         let name = field.name();
         let id = &mut self.identity;
-        let u16_ = "a 16-bit number";
+        let id16 = "a 16-bit number";
         match field {
-            Field::Vendor => id.vendor = params::vendor(number(name, text, u16_)?)?,
-            Field::Device => id.device = number(name, text, u16_)?,
-            Field::SubsysVendor => id.subsys_vendor = number(name, text, u16_)?,
-            Field::SubsysDevice => id.subsys_device = number(name, text, u16_)?,
+            Field::Vendor => id.vendor = params::vendor(number(name, text, id16)?)?,
+            Field::Device => id.device = number(name, text, id16)?,
+            Field::SubsysVendor => id.subsys_vendor = number(name, text, id16)?,
+            Field::SubsysDevice => id.subsys_device = number(name, text, id16)?,
             Field::Class => id.class = params::class(number(name, text, "a 24-bit class code")?)?,
             Field::Revision => id.revision = number(name, text, "0 to 255")?,
             Field::Bar0Size => {

@@ -121,11 +121,12 @@ impl Fabric {
     /// with its BARs at `bar0` and `bar2` as firmware programs them, and
     /// without a DMA engine (see [`Fabric::set_dma`]).
     pub(crate) fn power_on(&mut self, t: &Template, slot: usize, bar0: u64, bar2: u64) {
-        let (Some(cfg), Some(tt)) = (self.funcs.get_mut(slot), self.templates.get_mut(slot)) else {
+        let (Some(cfg), Some(own)) = (self.funcs.get_mut(slot), self.templates.get_mut(slot))
+        else {
             return;
         };
-        tt.clone_from(t);
-        let t = &*tt;
+        own.clone_from(t);
+        let t = &*own;
         cfg.reset(t);
         let bar = bindings::PCI_BASE_ADDRESS_0 as usize;
         cfg.write(t, bar, 4, bar0 as u32);
