@@ -153,12 +153,15 @@ impl Host {
                 continue;
             }
             let bar2 = self.layout.bar2(slot);
-            let mut regs = [0u8; REGS];
-            if self.window.read(bar2, &mut regs).is_err() {
+            // The doorbell first, alone: software writes the job before it
+            // rings, so the job read after it (x86 keeps loads in order) is
+            // the one the doorbell is for, never the previous one.
+            let mut bell = [0u8; 4];
+            if self.window.read(bar2 + R_DOORBELL, &mut bell).is_err() || bell == [0; 4] {
                 continue;
             }
-            let o = R_DOORBELL as usize;
-            if regs[o..o + 4] == [0; 4] {
+            let mut regs = [0u8; REGS];
+            if self.window.read(bar2, &mut regs).is_err() {
                 continue;
             }
             busy = true;
