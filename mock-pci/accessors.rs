@@ -91,7 +91,7 @@ unsafe extern "C" fn write(
     let event = {
         let mut fabric = host.fabric.lock();
         let event = fabric.write(
-            &host.templates,
+            &host.templates.port,
             nr,
             devfn,
             offset as usize,
@@ -128,7 +128,7 @@ fn reset_bar_state(host: &Host, fabric: &Fabric, event: Option<Event>) {
         _ => return,
     };
     for slot in slots.filter(|&s| fabric.present(s)) {
-        if let Err(e) = host.reset_bar_state(slot) {
+        if let Err(e) = host.reset_bar_state(fabric, slot) {
             pr_err!(
                 "slot {}: cannot reset the MSI-X table or DMA registers in BAR2 ({})\n",
                 slot,

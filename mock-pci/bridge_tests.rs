@@ -42,7 +42,7 @@ mod tests {
             },
             GFP_KERNEL,
         )?;
-        let mut f = KBox::init(pin_init::zeroed::<Fabric>(), GFP_KERNEL)?;
+        let mut f = KBox::init(pin_init::init_zeroed::<Fabric>(), GFP_KERNEL)?;
         f.reset_port(&t.port);
         Ok((t, f))
     }
@@ -95,10 +95,10 @@ mod tests {
             bindings::PCI_ROM_ADDRESS1,
             bindings::PCI_IO_BASE_UPPER16,
         ] {
-            f.write(&t, 0, 0, reg as usize, 4, !0);
+            f.write(&t.port, 0, 0, reg as usize, 4, !0);
             assert_eq!(port(&f, reg as usize, 4), Some(0));
         }
-        f.write(&t, 0, 0, bindings::PCI_IO_BASE as usize, 2, 0xffff);
+        f.write(&t.port, 0, 0, bindings::PCI_IO_BASE as usize, 2, 0xffff);
         assert_eq!(port(&f, bindings::PCI_IO_BASE as usize, 2), Some(0));
         // Other devices on bus 0 do not exist.
         assert_eq!(f.read(0, 1 << 3, 0, 4), None);
@@ -112,27 +112,27 @@ mod tests {
         // Primary, secondary, subordinate read/write; secondary latency
         // timer read-only zero.
         assert_eq!(port(&f, BUSES, 4), Some(0));
-        f.write(&t, 0, 0, BUSES, 4, !0);
+        f.write(&t.port, 0, 0, BUSES, 4, !0);
         assert_eq!(port(&f, BUSES, 4), Some(0x00ff_ffff));
-        f.write(&t, 0, 0, BUSES + 1, 1, 0x22);
+        f.write(&t.port, 0, 0, BUSES + 1, 1, 0x22);
         assert_eq!(port(&f, BUSES, 4), Some(0x00ff_22ff));
         // Memory window: address bits 31:20, low nibble read-only zero.
-        f.write(&t, 0, 0, PCI_MEMORY_BASE, 4, !0);
+        f.write(&t.port, 0, 0, PCI_MEMORY_BASE, 4, !0);
         assert_eq!(port(&f, PCI_MEMORY_BASE, 2), Some(0xfff0));
         assert_eq!(port(&f, PCI_MEMORY_LIMIT, 2), Some(0xfff0));
         // Prefetchable window: same, with the 64-bit type in the low nibble,
         // and read/write upper halves.
         assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 2), Some(1));
-        f.write(&t, 0, 0, PCI_PREF_MEMORY_BASE, 4, 0);
+        f.write(&t.port, 0, 0, PCI_PREF_MEMORY_BASE, 4, 0);
         assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 4), Some(0x0001_0001));
-        f.write(&t, 0, 0, PCI_PREF_MEMORY_BASE, 4, !0);
+        f.write(&t.port, 0, 0, PCI_PREF_MEMORY_BASE, 4, !0);
         assert_eq!(port(&f, PCI_PREF_MEMORY_BASE, 4), Some(0xfff1_fff1));
-        f.write(&t, 0, 0, PCI_PREF_BASE_UPPER32, 4, !0);
-        f.write(&t, 0, 0, PCI_PREF_LIMIT_UPPER32, 4, 0x1234_5678);
+        f.write(&t.port, 0, 0, PCI_PREF_BASE_UPPER32, 4, !0);
+        f.write(&t.port, 0, 0, PCI_PREF_LIMIT_UPPER32, 4, 0x1234_5678);
         assert_eq!(port(&f, PCI_PREF_BASE_UPPER32, 4), Some(!0));
         assert_eq!(port(&f, PCI_PREF_LIMIT_UPPER32, 4), Some(0x1234_5678));
         // Bridge Control: only the implemented bits stick.
-        f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, 0xffff);
+        f.write(&t.port, 0, 0, PCI_BRIDGE_CONTROL, 2, 0xffff);
         assert_eq!(
             port(&f, PCI_BRIDGE_CONTROL, 2),
             Some(u32::from(BRIDGE_CTL_WRITABLE))
@@ -168,23 +168,30 @@ mod tests {
     fn secondary_bus_reset_resets_every_function() -> Result {
         let (t, mut f) = fresh()?;
         for devfn in [SLOT0, SLOT1] {
-            f.write(&t, BUS, devfn, COMMAND, 2, bindings::PCI_COMMAND_MEMORY);
+            f.write(
+                &t.port,
+                BUS,
+                devfn,
+                COMMAND,
+                2,
+                bindings::PCI_COMMAND_MEMORY,
+            );
             assert_eq!(
                 f.read(BUS, devfn, COMMAND, 2),
                 Some(bindings::PCI_COMMAND_MEMORY)
             );
         }
         let bctl = port(&f, PCI_BRIDGE_CONTROL, 2).unwrap_or(0);
-        let asserted = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
+        let asserted = f.write(&t.port, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
         assert_eq!(asserted, Some(Event::BusResetAsserted));
         // Held in reset: the functions do not answer, the link is down.
         assert_eq!(f.read(BUS, SLOT0, 0, 4), None);
-        assert_eq!(f.write(&t, BUS, SLOT1, COMMAND, 2, 2), None);
+        assert_eq!(f.write(&t.port, BUS, SLOT1, COMMAND, 2, 2), None);
         assert_eq!(port(&f, EXP_LNKSTA, 2).map(|v| v & DLLLA), Some(0));
         // Writing the bit again is no new edge.
-        let again = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
+        let again = f.write(&t.port, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl | SBR);
         assert_eq!(again, Some(Event::None));
-        let released = f.write(&t, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl);
+        let released = f.write(&t.port, 0, 0, PCI_BRIDGE_CONTROL, 2, bctl);
         assert_eq!(released, Some(Event::BusResetReleased));
         assert_eq!(port(&f, EXP_LNKSTA, 2).map(|v| v & DLLLA), Some(DLLLA));
         // Every function is back at its power-on state, as after an FLR:
@@ -210,7 +217,7 @@ mod tests {
         let (t, mut f) = fresh()?;
         let devctl = EXP_CAP + bindings::PCI_EXP_DEVCTL as usize;
         let flr = bindings::PCI_EXP_DEVCTL_BCR_FLR;
-        let ev = f.write(&t, BUS, SLOT1, devctl, 2, flr);
+        let ev = f.write(&t.port, BUS, SLOT1, devctl, 2, flr);
         assert_eq!(ev, Some(Event::FunctionReset(1)));
         assert_eq!(f.resets(1), 1);
         assert_eq!(f.resets(0), 0);
@@ -227,7 +234,7 @@ mod tests {
         assert_eq!(f.read(BUS, 2 << 3, 0, 4), None);
         assert_eq!(f.read(2, SLOT0, 0, 4), None);
         // Renumbering the secondary bus moves the functions with it.
-        f.write(&t, 0, 0, BUSES + 1, 2, 0x0505);
+        f.write(&t.port, 0, 0, BUSES + 1, 2, 0x0505);
         assert_eq!(f.read(5, SLOT0, 0, 4), Some(0xf00d_1234));
         assert_eq!(f.read(BUS, SLOT0, 0, 4), None);
         Ok(())

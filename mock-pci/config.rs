@@ -48,7 +48,7 @@ pub(crate) struct Identity {
 }
 
 /// Sizes of the two memory BARs (powers of two, at least 4 KiB).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Zeroable)]
 pub(crate) struct BarSizes {
     /// BAR0: 64-bit, prefetchable (uses BAR1 for the upper half).
     pub(crate) bar0: u64,
@@ -108,15 +108,20 @@ pub(crate) const DEVCTL_RW: u16 = (bindings::PCI_EXP_DEVCTL_CERE
     | bindings::PCI_EXP_DEVCTL_NOSNOOP_EN
     | bindings::PCI_EXP_DEVCTL_READRQ) as u16;
 
-/// Power-on values and write masks shared by every mock function.
+/// Power-on values and write masks of a mock function: the module
+/// parameters' one, or a configfs device's (each slot has a copy, see
+/// fabric.rs). All zeroes is a valid (blank) template.
+#[derive(Clone, Zeroable)]
 pub(crate) struct Template {
     regs: [u8; CFG_SIZE],
     wmask: [u8; CFG_SIZE],
     w1c: [u8; CFG_SIZE],
     /// Whether there is an MSI capability (at [`msi::MSI_CAP`]).
     msi: bool,
-    /// The MSI-X table, if there is an MSI-X capability.
-    msix: Option<msix::Table>,
+    /// The MSI-X table; no MSI-X capability if it has no entries.
+    msix: msix::Table,
+    /// The BAR sizes (zero in the Root Port's template).
+    bars: BarSizes,
 }
 
 impl Template {
@@ -151,6 +156,7 @@ impl Template {
         c.init_pm_cap();
         c.init_exp_cap();
         c.init_irqs(irqs, bars);
+        c.bars = *bars;
         c
     }
 
@@ -159,7 +165,7 @@ impl Template {
         let table = (irqs.msix != 0).then(|| msix::Table::new(irqs.msix, bars.bar2));
         msi::init(self, irqs, table.as_ref());
         self.msi = irqs.msi != 0;
-        self.msix = table;
+        self.msix = table.unwrap_or_default();
     }
 
     /// Whether functions have an MSI capability.
@@ -169,7 +175,12 @@ impl Template {
 
     /// Where the MSI-X table lies in BAR2, if there is one.
     pub(crate) fn msix(&self) -> Option<&msix::Table> {
-        self.msix.as_ref()
+        (self.msix.vectors() != 0).then_some(&self.msix)
+    }
+
+    /// The sizes of BAR0 and BAR2.
+    pub(crate) fn bars(&self) -> BarSizes {
+        self.bars
     }
 
     /// Power management capability, version 3, D0 and D3hot only, without
@@ -230,7 +241,8 @@ impl Template {
             wmask: [0; CFG_SIZE],
             w1c: [0; CFG_SIZE],
             msi: false,
-            msix: None,
+            msix: msix::Table::default(),
+            bars: BarSizes { bar0: 0, bar2: 0 },
         }
     }
 

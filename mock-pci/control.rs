@@ -76,8 +76,9 @@ struct ResetsView {
     slot: usize,
 }
 
-/// The debugfs directory of one device, by slot.
-type DeviceDirs = KVec<(usize, Pin<KBox<Scope<DeviceView>>>)>;
+/// The debugfs directory of one device, by slot, and whether a configfs
+/// device owns the slot (`del_device` then refuses it).
+type DeviceDirs = KVec<(usize, bool, Pin<KBox<Scope<DeviceView>>>)>;
 
 /// State shared by the control files.
 #[pin_data]
@@ -123,10 +124,51 @@ impl Control {
         )?;
         for slot in 0..host.layout.slots() {
             if host.fabric.lock().present(slot) {
-                ctl.add_view(slot)?;
+                ctl.add_view(slot, false)?;
             }
         }
         Ok(Control { _files: files, ctl })
+    }
+
+    /// What configfs devices use to plug and unplug themselves.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle(self.ctl.clone())
+    }
+}
+
+/// The host and the control files, for configfs devices: they plug and
+/// unplug through the host and get a debugfs directory, like `new_device`.
+/// Valid while the [`Control`] it came from lives (`MockPci` unregisters
+/// the configfs subsystem, which removes every device, first).
+#[derive(Clone)]
+pub(crate) struct Handle(Arc<Ctl>);
+
+impl Handle {
+    /// The host.
+    pub(crate) fn host(&self) -> &Host {
+        self.0.host.get()
+    }
+
+    /// Hot-adds a configfs device described by `t` (see [`Host::plug`])
+    /// and gives it a debugfs directory; returns the slot.
+    pub(crate) fn plug(
+        &self,
+        slot: Option<usize>,
+        t: &crate::config::Template,
+        dma: bool,
+        who: fmt::Arguments<'_>,
+    ) -> Result<usize> {
+        let slot = self.host().plug(slot, t, dma, who)?;
+        if let Err(e) = self.0.add_view(slot, true) {
+            pr_warn!("slot {}: no debugfs view of its BARs ({:?})\n", slot, e);
+        }
+        Ok(slot)
+    }
+
+    /// Hot-removes the configfs device in `slot` (see [`Host::unplug`]).
+    pub(crate) fn unplug(&self, slot: usize) -> Result {
+        self.0.remove_view(slot);
+        self.host().unplug(slot)
     }
 }
 
@@ -137,19 +179,24 @@ impl Drop for Control {
 }
 
 impl Ctl {
-    fn add_view(&self, slot: usize) -> Result {
+    fn add_view(&self, slot: usize, configfs: bool) -> Result {
         let host = self.host.get();
         let l = &host.layout;
+        let (bars, dma) = {
+            let fabric = host.fabric.lock();
+            let bars = fabric.template(slot).map(|t| t.bars()).ok_or(EINVAL)?;
+            (bars, fabric.has_dma(slot))
+        };
         let view = DeviceView {
             bar0: BarView {
                 host: self.host,
                 phys: l.bar0(slot),
-                size: l.bars().bar0,
+                size: bars.bar0,
             },
             bar2: BarView {
                 host: self.host,
                 phys: l.bar2(slot),
-                size: l.bars().bar2,
+                size: bars.bar2,
             },
             resets: ResetsView {
                 host: self.host,
@@ -173,18 +220,25 @@ impl Ctl {
                 dir.read_callback_file(c"resets", &v.resets, &show_resets);
                 dir.write_only_callback_file(c"fire", &v.irqs, &fire);
                 dir.read_callback_file(c"irqs", &v.irqs, &show_irqs);
-                if v.irqs.host.get().dma {
+                if dma {
                     dir.read_callback_file(c"dma", &v.irqs, &show_dma);
                 }
             }),
             GFP_KERNEL,
         )?;
-        self.views.lock().push((slot, scope), GFP_KERNEL)?;
+        self.views
+            .lock()
+            .push((slot, configfs, scope), GFP_KERNEL)?;
         Ok(())
     }
 
     fn remove_view(&self, slot: usize) {
-        self.views.lock().retain(|(s, _)| *s != slot);
+        self.views.lock().retain(|(s, _, _)| *s != slot);
+    }
+
+    /// Whether a configfs device owns `slot`.
+    fn configfs_owns(&self, slot: usize) -> bool {
+        self.views.lock().iter().any(|(s, c, _)| *s == slot && *c)
     }
 
     /// Parses a slot number written to `file`.
@@ -230,8 +284,14 @@ fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, file: impl PinInit<File<T>
 
 fn new_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
     let slot = ctl.slot("new_device", r)?;
-    ctl.host.get().plug(slot)?;
-    if let Err(e) = ctl.add_view(slot) {
+    let host = ctl.host.get();
+    host.plug(
+        Some(slot),
+        &host.templates.func,
+        host.dma,
+        fmt!("new_device"),
+    )?;
+    if let Err(e) = ctl.add_view(slot, false) {
         pr_warn!("slot {}: no debugfs view of its BARs ({:?})\n", slot, e);
     }
     Ok(())
@@ -239,6 +299,14 @@ fn new_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
 
 fn del_device(ctl: &Arc<Ctl>, r: &mut UserSliceReader) -> Result {
     let slot = ctl.slot("del_device", r)?;
+    if ctl.configfs_owns(slot) {
+        pr_err!(
+            "del_device {}: a configfs device owns slot {}: write 0 to its enable (/sys/kernel/config/mock_pci/NAME/enable)\n",
+            slot,
+            slot
+        );
+        return Err(EBUSY);
+    }
     ctl.remove_view(slot);
     ctl.host.get().unplug(slot)
 }
@@ -247,7 +315,14 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let host = ctl.host.get();
     let l = &host.layout;
     for slot in 0..l.slots() {
-        if host.fabric.lock().present(slot) {
+        let bars = {
+            let fabric = host.fabric.lock();
+            fabric
+                .template(slot)
+                .filter(|_| fabric.present(slot))
+                .map(|t| t.bars())
+        };
+        if let Some(bars) = bars {
             writeln!(
                 f,
                 "{:04x}:{:02x}:{:02x}.0 slot {} bar0 {:#x}+{:#x} bar2 {:#x}+{:#x}",
@@ -256,9 +331,9 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 slot,
                 slot,
                 l.bar0(slot),
-                l.bars().bar0,
+                bars.bar0,
                 l.bar2(slot),
-                l.bars().bar2
+                bars.bar2
             )?;
         }
     }

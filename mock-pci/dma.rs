@@ -131,9 +131,12 @@ impl Host {
         self.window.write(bar2 + reg, &v.to_le_bytes())
     }
 
-    /// Whether the function in `slot` may run DMA now.
+    /// Whether the function in `slot` has a DMA engine and may run DMA now.
     fn may_dma(&self, slot: usize) -> bool {
         let mut fabric = self.fabric.lock();
+        if !fabric.has_dma(slot) {
+            return false;
+        }
         let Some(cfg) = fabric.function_mut(slot) else {
             return false;
         };
@@ -174,7 +177,12 @@ impl Host {
         self.write_u32(bar2, R_DOORBELL, 0)?;
         self.write_u32(bar2, R_STATUS, STATUS_BUSY)?;
         let start = Instant::<kernel::time::Monotonic>::now();
-        let vectors = self.templates.func.msix().map_or(0, |t| t.vectors());
+        let vectors = self
+            .fabric
+            .lock()
+            .template(slot)
+            .and_then(|t| t.msix())
+            .map_or(0, |t| t.vectors());
         let result = if job.valid(vectors) {
             self.copy(slot, &job)
         } else {

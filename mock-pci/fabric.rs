@@ -9,8 +9,11 @@
 //! resets every function on the secondary bus to its power-on state, as an
 //! FLR does (configuration registers here; the accessors reset the MSI-X
 //! tables, and the rest of BAR memory keeps its contents), and holds them
-//! in reset, unreachable, until it is released. Plain data, guarded by the
-//! host's raw spinlock; the accessors call in with interrupts off.
+//! in reset, unreachable, until it is released. Each slot has its own copy
+//! of the function's [`Template`] (the module parameters' one, or a
+//! configfs device's) and says whether it has a DMA engine. Plain data,
+//! guarded by the host's raw spinlock; the accessors call in with
+//! interrupts off.
 
 use crate::{
     bridge::{PortEffect, RootPort},
@@ -23,7 +26,9 @@ use kernel::{bindings, prelude::*};
 pub(crate) struct Templates {
     /// The Root Port's type 1 header.
     pub(crate) port: Template,
-    /// Every function's type 0 header.
+    /// The type 0 header of the functions the module parameters describe
+    /// (created at load and by debugfs `new_device`); each slot has a copy
+    /// of its function's template in the [`Fabric`].
     pub(crate) func: Template,
 }
 
@@ -84,6 +89,10 @@ pub(crate) struct Fabric {
     port: RootPort,
     present: [bool; MAX_SLOTS],
     funcs: [ConfigSpace; MAX_SLOTS],
+    /// Power-on values and masks of the function in each slot.
+    templates: [Template; MAX_SLOTS],
+    /// Whether the function in each slot has a DMA engine.
+    engines: [bool; MAX_SLOTS],
     resets: [u32; MAX_SLOTS],
     irqs: [IrqStats; MAX_SLOTS],
     dma: [DmaStats; MAX_SLOTS],
@@ -108,12 +117,16 @@ impl Fabric {
         self.port.reset(t);
     }
 
-    /// Puts a function in `slot` in its power-on state, with its BARs at
-    /// `bar0` and `bar2` as firmware programs them.
+    /// Puts a function described by `t` in `slot`, in its power-on state,
+    /// with its BARs at `bar0` and `bar2` as firmware programs them, and
+    /// without a DMA engine (see [`Fabric::set_dma`]).
     pub(crate) fn power_on(&mut self, t: &Template, slot: usize, bar0: u64, bar2: u64) {
-        let Some(cfg) = self.funcs.get_mut(slot) else {
+        let (Some(cfg), Some(own)) = (self.funcs.get_mut(slot), self.templates.get_mut(slot))
+        else {
             return;
         };
+        own.clone_from(t);
+        let t = &*own;
         cfg.reset(t);
         let bar = bindings::PCI_BASE_ADDRESS_0 as usize;
         cfg.write(t, bar, 4, bar0 as u32);
@@ -123,6 +136,24 @@ impl Fabric {
         self.resets[slot] = 0;
         self.irqs[slot] = IrqStats::default();
         self.dma[slot] = DmaStats::default();
+        self.engines[slot] = false;
+    }
+
+    /// Gives the function in `slot` a DMA engine, or takes it away.
+    pub(crate) fn set_dma(&mut self, slot: usize, dma: bool) {
+        if let Some(e) = self.engines.get_mut(slot) {
+            *e = dma;
+        }
+    }
+
+    /// Whether the function in `slot` has a DMA engine.
+    pub(crate) fn has_dma(&self, slot: usize) -> bool {
+        self.present(slot) && self.engines.get(slot).copied().unwrap_or(false)
+    }
+
+    /// The template of the function in `slot` (blank if it never held one).
+    pub(crate) fn template(&self, slot: usize) -> Option<&Template> {
+        self.templates.get(slot)
     }
 
     /// Empties `slot`.
@@ -200,10 +231,10 @@ impl Fabric {
 
     /// Writes `size` bytes of `value` at `offset` of the function at
     /// `bus`/`devfn` and carries out what the write triggers; `None` if
-    /// nothing answers there.
+    /// nothing answers there. `port` is the Root Port's template.
     pub(crate) fn write(
         &mut self,
-        t: &Templates,
+        port: &Template,
         bus: u8,
         devfn: u32,
         offset: usize,
@@ -211,30 +242,32 @@ impl Fabric {
         value: u32,
     ) -> Option<Event> {
         match self.route(bus, devfn)? {
-            Target::Port => Some(match self.port.write(&t.port, offset, size, value) {
+            Target::Port => Some(match self.port.write(port, offset, size, value) {
                 PortEffect::None => Event::None,
                 PortEffect::ResetAsserted => {
-                    self.reset_secondary(&t.func);
+                    self.reset_secondary();
                     Event::BusResetAsserted
                 }
                 PortEffect::ResetReleased => Event::BusResetReleased,
             }),
-            Target::Function(s) => Some(match self.funcs[s].write(&t.func, offset, size, value) {
-                Effect::None => Event::None,
-                Effect::Reset => {
-                    self.resets[s] = self.resets[s].wrapping_add(1);
-                    Event::FunctionReset(s)
-                }
-            }),
+            Target::Function(s) => Some(
+                match self.funcs[s].write(&self.templates[s], offset, size, value) {
+                    Effect::None => Event::None,
+                    Effect::Reset => {
+                        self.resets[s] = self.resets[s].wrapping_add(1);
+                        Event::FunctionReset(s)
+                    }
+                },
+            ),
         }
     }
 
     /// Resets every function on the secondary bus, as a conventional reset
     /// does.
-    fn reset_secondary(&mut self, t: &Template) {
+    fn reset_secondary(&mut self) {
         for s in 0..MAX_SLOTS {
             if self.present[s] {
-                self.funcs[s].reset(t);
+                self.funcs[s].reset(&self.templates[s]);
                 self.resets[s] = self.resets[s].wrapping_add(1);
             }
         }

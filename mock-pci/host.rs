@@ -27,13 +27,16 @@ use crate::{
     fabric::{Fabric, Templates},
     iommu,
     layout::Layout,
+    layout::MAX_SLOTS,
     msi_domain::MsiDomain,
     params::Settings,
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
     window::Window,
 };
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
-use kernel::{bindings, error::to_result, faux, prelude::*, types::Opaque};
+use kernel::{
+    bindings, error::to_result, faux, fmt, new_mutex, prelude::*, sync::Mutex, types::Opaque,
+};
 
 /// The host bridge and everything it owns.
 ///
@@ -60,11 +63,14 @@ pub(crate) struct Host {
     /// The software IOMMU (`iommu=1`), registered before the bus is scanned
     /// and unregistered after it is removed, before its sysfs parent.
     pub(crate) iommu: Option<Pin<KBox<iommu::Registration>>>,
-    /// Functions have a DMA engine (`dma=1`).
+    /// The functions the module parameters describe have a DMA engine
+    /// (`dma=1`); configfs devices say so each.
     pub(crate) dma: bool,
-    /// The device thread (DMA, pending interrupts), stopped first thing in
-    /// drop.
-    engine: Option<crate::kthread::Thread>,
+    /// The device thread (DMA, pending interrupts), started with the
+    /// first function that has a DMA engine, MSI or MSI-X, and stopped
+    /// first thing in drop.
+    #[pin]
+    engine: Mutex<Option<crate::kthread::Thread>>,
     /// The MSI parent domain of the bus, removed after the bus.
     pub(crate) msi: MsiDomain,
     faux: faux::Registration,
@@ -241,6 +247,13 @@ unsafe fn list_len(head: *mut bindings::list_head) -> usize {
     n
 }
 
+/// Whether a function described by `t`, with a DMA engine if `dma`, needs
+/// the device thread: to run DMA jobs, or to send the MSI or MSI-X vectors
+/// software unmasks.
+fn needs_thread(t: &Template, dma: bool) -> bool {
+    dma || t.has_msi() || t.msix().is_some()
+}
+
 const fn devfn(slot: usize) -> u32 {
     (slot as u32) << 3
 }
@@ -268,7 +281,7 @@ impl Host {
                     node: bindings::NUMA_NO_NODE,
                     ..Default::default()
                 }),
-                fabric <- new_raw_spinlock_irq!(pin_init::zeroed::<Fabric>(), "mock_pci_fabric"),
+                fabric <- new_raw_spinlock_irq!(pin_init::init_zeroed::<Fabric>(), "mock_pci_fabric"),
                 busn: Opaque::new(bindings::resource {
                     name: c"mock-pci bus".as_char_ptr(),
                     start: 0,
@@ -290,7 +303,7 @@ impl Host {
                 bridge: AtomicPtr::new(core::ptr::null_mut()),
                 iommu: None,
                 dma: settings.dma,
-                engine: None,
+                engine <- new_mutex!(None),
                 msi,
                 faux,
                 _scan_all: scan_all,
@@ -306,7 +319,7 @@ impl Host {
             .lock()
             .power_on_port(&host.templates.port, &host.layout);
         for slot in 0..settings.num_devs {
-            host.power_on(slot)?;
+            host.power_on(slot, &host.templates.func, host.dma)?;
         }
         host.register(domain)?;
         if host.iommu.is_some() {
@@ -318,23 +331,31 @@ impl Host {
                 unsafe { host.check_iommu(bus, slot) }?;
             }
         }
-        let t = &host.templates.func;
-        if host.dma || t.has_msi() || t.msix().is_some() {
-            // SAFETY: drop stops the thread before anything else.
-            let engine = unsafe { crate::poller::start(&host) }?;
-            // SAFETY: `engine` is not structurally pinned.
-            unsafe { Pin::get_unchecked_mut(host.as_mut()) }.engine = Some(engine);
+        if needs_thread(&host.templates.func, host.dma) {
+            host.start_thread()?;
         }
         Ok(host)
     }
 
+    /// Starts the device thread unless it runs.
+    fn start_thread(&self) -> Result {
+        let mut engine = self.engine.lock();
+        if engine.is_none() {
+            // SAFETY: drop stops the thread before anything else.
+            *engine = Some(unsafe { crate::poller::start(self) }?);
+        }
+        Ok(())
+    }
+
     /// Resets the device state that lives in BAR memory, as the function's
     /// reset does on hardware: the MSI-X table and PBA, the DMA engine's
-    /// registers. Does not sleep.
-    pub(crate) fn reset_bar_state(&self, slot: usize) -> Result {
+    /// registers. `fabric` is the locked fabric. Does not sleep.
+    pub(crate) fn reset_bar_state(&self, fabric: &Fabric, slot: usize) -> Result {
         let bar2 = self.layout.bar2(slot);
-        crate::msix::reset(&self.window, &self.templates.func, bar2)?;
-        if self.dma {
+        if let Some(t) = fabric.template(slot) {
+            crate::msix::reset(&self.window, t, bar2)?;
+        }
+        if fabric.has_dma(slot) {
             dma::reset(self, bar2)?;
         }
         Ok(())
@@ -379,18 +400,23 @@ impl Host {
         Ok(())
     }
 
-    /// Puts a function in `slot` in its power-on state, with its BARs
-    /// programmed by "firmware" and its BAR memory zeroed (its MSI-X table
-    /// masked).
-    fn power_on(&self, slot: usize) -> Result {
+    /// Puts a function described by `t` (with a DMA engine if `dma`) in
+    /// `slot`, in its power-on state, with its BARs programmed by
+    /// "firmware" at the slot's addresses and its BAR memory zeroed (its
+    /// MSI-X table masked). A BAR smaller than the slot's size sits at its
+    /// start.
+    fn power_on(&self, slot: usize, t: &Template, dma: bool) -> Result {
         let l = &self.layout;
         self.window.zero(l.bar0(slot), l.bars().bar0 as usize)?;
         self.window.zero(l.bar2(slot), l.bars().bar2 as usize)?;
-        self.reset_bar_state(slot)?;
-        self.fabric
-            .lock()
-            .power_on(&self.templates.func, slot, l.bar0(slot), l.bar2(slot));
-        Ok(())
+        let mut fabric = self.fabric.lock();
+        fabric.power_on(t, slot, l.bar0(slot), l.bar2(slot));
+        fabric.set_dma(slot, dma);
+        let reset = self.reset_bar_state(&fabric, slot);
+        if reset.is_err() {
+            fabric.remove(slot);
+        }
+        reset
     }
 
     /// The Root Port's secondary bus, or null while the Root Port is
@@ -464,12 +490,49 @@ impl Host {
         Ok(())
     }
 
-    /// Hot-adds a device in `slot`.
-    pub(crate) fn plug(&self, slot: usize) -> Result {
+    /// Hot-adds a device described by `t` (with a DMA engine if `dma`) in
+    /// `slot`, or in the first free slot; returns the slot. `who` starts
+    /// the log lines (`new_device`, a configfs device).
+    pub(crate) fn plug(
+        &self,
+        slot: Option<usize>,
+        t: &Template,
+        dma: bool,
+        who: fmt::Arguments<'_>,
+    ) -> Result<usize> {
         let lock = RescanLock::take();
+        let slots = self.layout.slots().min(MAX_SLOTS);
+        let slot = match slot {
+            Some(slot) => slot,
+            None => {
+                let free = {
+                    let fabric = self.fabric.lock();
+                    (0..slots).find(|&s| !fabric.present(s))
+                };
+                free.ok_or_else(|| {
+                    pr_err!(
+                        "{}: every slot (0 to {}) is occupied: remove a device first\n",
+                        who,
+                        slots - 1
+                    );
+                    ENOSPC
+                })?
+            }
+        };
+        if slot >= slots {
+            pr_err!(
+                "{} {}: slot {} is out of range: use 0 to {}\n",
+                who,
+                slot,
+                slot,
+                slots - 1
+            );
+            return Err(EINVAL);
+        }
         if self.fabric.lock().present(slot) {
             pr_err!(
-                "new_device {}: slot {} is occupied: remove it first (del_device)\n",
+                "{} {}: slot {} is occupied: remove it first (del_device)\n",
+                who,
                 slot,
                 slot
             );
@@ -478,13 +541,17 @@ impl Host {
         let bus = self.secondary_bus(&lock);
         if bus.is_null() {
             pr_err!(
-                "new_device {}: the Root Port {:04x}:00:00.0 is removed: rescan first (/sys/bus/pci/rescan)\n",
+                "{} {}: the Root Port {:04x}:00:00.0 is removed: rescan first (/sys/bus/pci/rescan)\n",
+                who,
                 slot,
                 self.domain
             );
             return Err(ENODEV);
         }
-        self.power_on(slot)?;
+        if needs_thread(t, dma) {
+            self.start_thread()?;
+        }
+        self.power_on(slot, t, dma)?;
         // SAFETY: the secondary bus stays registered while the rescan lock
         // is held.
         let found = unsafe {
@@ -495,7 +562,8 @@ impl Host {
         if found == 0 {
             self.fabric.lock().remove(slot);
             pr_err!(
-                "new_device {}: the PCI core found no device in the slot\n",
+                "{} {}: the PCI core found no device in the slot\n",
+                who,
                 slot
             );
             return Err(EIO);
@@ -506,7 +574,7 @@ impl Host {
             unsafe { self.remove_locked(bus, slot) };
             return Err(e);
         }
-        Ok(())
+        Ok(slot)
     }
 
     /// Removes the function in `slot` of `bus`, if the PCI core has one
@@ -549,14 +617,11 @@ impl Host {
 
 #[pinned_drop]
 impl PinnedDrop for Host {
-    fn drop(mut self: Pin<&mut Self>) {
-        // SAFETY: `engine` is not structurally pinned. Stopping the thread
-        // waits until it returned: nothing uses the host from there.
-        drop(
-            unsafe { Pin::get_unchecked_mut(self.as_mut()) }
-                .engine
-                .take(),
-        );
+    fn drop(self: Pin<&mut Self>) {
+        // Stopping the thread waits until it returned: nothing uses the
+        // host from there.
+        let engine = self.engine.lock().take();
+        drop(engine);
         let bridge = self.bridge.swap(core::ptr::null_mut(), Relaxed);
         if !bridge.is_null() {
             let _lock = RescanLock::take();

@@ -50,10 +50,12 @@ fn may_send(cfg: &ConfigSpace) -> bool {
 impl Host {
     /// Raises vector `vector` of `kind` of the function in `slot`.
     pub(crate) fn fire(&self, slot: usize, kind: Kind, vector: u32) -> Result {
-        let t = &self.templates.func;
         let bar2 = self.layout.bar2(slot);
         let outcome = {
             let mut fabric = self.fabric.lock();
+            let (has_msi, table) = fabric
+                .template(slot)
+                .map_or((false, None), |t| (t.has_msi(), t.msix().copied()));
             let Some(cfg) = fabric.function_mut(slot) else {
                 pr_err!("fire: slot {} is empty or held in reset\n", slot);
                 return Err(ENODEV);
@@ -61,7 +63,7 @@ impl Host {
             let may_send = may_send(cfg);
             let outcome = match kind {
                 Kind::Msi => {
-                    if !t.has_msi() {
+                    if !has_msi {
                         pr_err!("fire: the function in slot {} has no MSI\n", slot);
                         return Err(ENODEV);
                     }
@@ -73,7 +75,7 @@ impl Host {
                     }
                 }
                 Kind::MsiX => {
-                    let Some(table) = t.msix() else {
+                    let Some(table) = table else {
                         pr_err!("fire: the function in slot {} has no MSI-X\n", slot);
                         return Err(ENODEV);
                     };
@@ -145,7 +147,6 @@ impl Host {
     /// [`Host::poll_pending`] for one function, at most [`BATCH`] vectors
     /// at a time.
     fn send_unmasked_pending(&self, slot: usize) -> bool {
-        let t = &self.templates.func;
         let mut out = [(
             Kind::Msi,
             Message {
@@ -156,13 +157,16 @@ impl Host {
         let mut n = 0;
         {
             let mut fabric = self.fabric.lock();
+            let (has_msi, table) = fabric
+                .template(slot)
+                .map_or((false, None), |t| (t.has_msi(), t.msix().copied()));
             let Some(cfg) = fabric.function_mut(slot) else {
                 return false;
             };
             if !may_send(cfg) {
                 return false;
             }
-            if t.has_msi() {
+            if has_msi {
                 if let Some((bits, m)) = msi::take_unmasked_pending(cfg) {
                     for v in (0..32).filter(|v| bits >> v & 1 != 0) {
                         out[n] = (
@@ -176,10 +180,10 @@ impl Host {
                     }
                 }
             }
-            if let Some(table) = t.msix() {
+            if let Some(table) = table {
                 let flags = cfg.read(msi::MSIX_FLAGS, 2);
                 let bar2 = self.layout.bar2(slot);
-                n += self.take_msix_pending(table, flags, bar2, &mut out[n..]);
+                n += self.take_msix_pending(&table, flags, bar2, &mut out[n..]);
             }
         }
         for &(kind, m) in &out[..n] {

@@ -7,7 +7,10 @@
 //! with emulated functions whose BARs are carved out of a boot-time
 //! `memmap=` reservation, so that the PCI core, `lspci`, sysfs and VFIO see
 //! genuine `struct pci_dev`s without any hardware; a Secondary Bus Reset
-//! through the port resets them all (VFIO hot reset). See README.md.
+//! through the port resets them all (VFIO hot reset). Module parameters
+//! describe the devices created at load; configfs devices
+//! (`/sys/kernel/config/mock_pci/NAME/`) are described at runtime. See
+//! README.md.
 
 use kernel::prelude::*;
 
@@ -18,6 +21,7 @@ mod bridge_tests;
 mod config;
 #[cfg(CONFIG_KUNIT)]
 mod config_tests;
+mod configfs;
 mod control;
 mod dma;
 mod fabric;
@@ -126,9 +130,19 @@ module! {
 pub(crate) const THIS_MODULE: *mut kernel::bindings::module =
     <MockPci as kernel::ModuleMetadata>::THIS_MODULE.as_ptr();
 
-/// The loaded module: the bus with its devices, and the control files.
+/// The loaded module: the bus with its devices, the control files and the
+/// configfs subsystem.
+///
+/// Fields drop in this order. The configfs subsystem goes first, as its
+/// devices plug and unplug through the control files and the host; it can
+/// only be unregistered with no device directory left, and configfs holds
+/// a reference on the module while one exists, so `rmmod` waits for
+/// `rmdir` (with `iommu=1`, every probed device pins the module too). Then
+/// the control files, which refer to the host.
+#[pin_data]
 struct MockPci {
-    // Dropped first: the control files refer to the host.
+    #[pin]
+    _configfs: kernel::configfs::Subsystem<configfs::Devices>,
     _control: control::Control,
     _host: Pin<KBox<host::Host>>,
 }
@@ -161,30 +175,52 @@ fn raw_params() -> params::Raw {
     }
 }
 
-impl kernel::Module for MockPci {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let settings = params::validate(&raw_params())?;
-        let host = host::Host::create(&settings)?;
-        let control = control::Control::create(&host)?;
-        let l = &host.layout;
-        let (pref, mem) = (l.pref_window(), l.mem_window());
-        pr_info!(
-            "domain {:04x}: Root Port 00:00.0, {} devices on bus {:02x}, window {:#x}-{:#x} (prefetchable {:#x}-{:#x}, BAR0 {} KiB; non-prefetchable {:#x}-{:#x}, BAR2 {} KiB)\n",
-            host.domain,
-            settings.num_devs,
-            bridge::SECONDARY_BUS,
-            l.base(),
-            l.base() + l.size() - 1,
-            pref.start,
-            pref.last(),
-            l.bars().bar0 >> 10,
-            mem.start,
-            mem.last(),
-            l.bars().bar2 >> 10
-        );
-        Ok(MockPci {
-            _control: control,
-            _host: host,
+/// Validates the parameters, creates the bus with its first devices and
+/// the control files, and logs what it made; returns them with the
+/// description configfs devices start from.
+fn load() -> Result<(
+    Pin<KBox<host::Host>>,
+    control::Control,
+    configfs::Description,
+)> {
+    let settings = params::validate(&raw_params())?;
+    let host = host::Host::create(&settings)?;
+    let control = control::Control::create(&host)?;
+    let l = &host.layout;
+    let (pref, mem) = (l.pref_window(), l.mem_window());
+    pr_info!(
+        "domain {:04x}: Root Port 00:00.0, {} devices on bus {:02x}, window {:#x}-{:#x} (prefetchable {:#x}-{:#x}, BAR0 {} KiB; non-prefetchable {:#x}-{:#x}, BAR2 {} KiB)\n",
+        host.domain,
+        settings.num_devs,
+        bridge::SECONDARY_BUS,
+        l.base(),
+        l.base() + l.size() - 1,
+        pref.start,
+        pref.last(),
+        l.bars().bar0 >> 10,
+        mem.start,
+        mem.last(),
+        l.bars().bar2 >> 10
+    );
+    let defaults = configfs::Description {
+        identity: settings.identity,
+        bars: l.bars(),
+        irqs: settings.irqs,
+        dma: settings.dma,
+    };
+    Ok((host, control, defaults))
+}
+
+impl kernel::InPlaceModule for MockPci {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(|| {
+            let (host, control, defaults) = load()?;
+            let handle = control.handle();
+            Ok(try_pin_init!(MockPci {
+                _configfs <- configfs::subsystem(handle, defaults),
+                _control: control,
+                _host: host,
+            }))
         })
     }
 }

@@ -291,22 +291,25 @@ mod tests {
             GFP_KERNEL,
         )?;
         let l = Layout::new(0x4000_0000, 256 << 20, BARS).map_err(|_: LayoutError| EINVAL)?;
-        let mut f = KBox::init(pin_init::zeroed::<Fabric>(), GFP_KERNEL)?;
+        let mut f = KBox::init(pin_init::init_zeroed::<Fabric>(), GFP_KERNEL)?;
         f.power_on_port(&t.port, &l);
         f.power_on(&t.func, 0, l.bar0(0), l.bar2(0));
         let bus = bridge::SECONDARY_BUS;
         program(|reg, size, v| {
-            f.write(&t, bus, 0, reg, size, v);
+            f.write(&t.port, bus, 0, reg, size, v);
         });
         let read = |f: &Fabric, reg, size| f.read(bus, 0, reg, size).unwrap_or(!0);
         assert!(!at_power_on(|reg, size| read(&f, reg, size)));
         let bctl = bridge::PCI_BRIDGE_CONTROL;
         let sbr = bindings::PCI_BRIDGE_CTL_BUS_RESET;
         assert_eq!(
-            f.write(&t, 0, 0, bctl, 2, sbr),
+            f.write(&t.port, 0, 0, bctl, 2, sbr),
             Some(Event::BusResetAsserted)
         );
-        assert_eq!(f.write(&t, 0, 0, bctl, 2, 0), Some(Event::BusResetReleased));
+        assert_eq!(
+            f.write(&t.port, 0, 0, bctl, 2, 0),
+            Some(Event::BusResetReleased)
+        );
         assert!(at_power_on(|reg, size| read(&f, reg, size)));
         Ok(())
     }

@@ -29,8 +29,9 @@ pub(crate) const ENTRY: usize = bindings::PCI_MSIX_ENTRY_SIZE as usize;
 /// BAR that holds the table and the PBA.
 pub(crate) const BIR: u32 = 2;
 
-/// Where the table and the PBA of a function lie in BAR2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where the table and the PBA of a function lie in BAR2 (none: no
+/// entries, the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Zeroable)]
 pub(crate) struct Table {
     vectors: u32,
     offset: u32,

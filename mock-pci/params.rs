@@ -3,7 +3,9 @@
 //! Validation of the module parameters: each bad value is refused with
 //! `EINVAL` and one log line that says what to use instead. (Whether an
 //! explicit `domain=` is free is only known when the host reserves it:
-//! host.rs, `EBUSY`.)
+//! host.rs, `EBUSY`.) The checks of one function's description
+//! ([`bar_size`], [`vendor`], [`class`], [`msi_vectors`], [`msix_vectors`])
+//! also check the attributes of configfs devices (configfs.rs).
 
 use crate::config::{BarSizes, Identity};
 use crate::layout::{Layout, LayoutError};
@@ -124,21 +126,33 @@ pub(crate) fn msix_vectors(n: u32, bar2_size: u64) -> Result<u32> {
     Ok(n)
 }
 
-fn identity(id: Identity) -> Result<Identity> {
-    if id.vendor == 0 || id.vendor == 0xffff {
+/// Checks a vendor ID: anything but 0 and 0xffff.
+pub(crate) fn vendor(vendor: u16) -> Result<u16> {
+    if vendor == 0 || vendor == 0xffff {
         pr_err!(
             "vendor={:#06x} is invalid: 0x0000 and 0xffff mean 'no device'\n",
-            id.vendor
+            vendor
         );
         return Err(EINVAL);
     }
-    if id.class > 0xff_ffff {
+    Ok(vendor)
+}
+
+/// Checks a class code: 24 bits.
+pub(crate) fn class(class: u32) -> Result<u32> {
+    if class > 0xff_ffff {
         pr_err!(
             "class={:#x} is invalid: a class code has 24 bits (base class, subclass, prog-if)\n",
-            id.class
+            class
         );
         return Err(EINVAL);
     }
+    Ok(class)
+}
+
+fn identity(id: Identity) -> Result<Identity> {
+    vendor(id.vendor)?;
+    class(id.class)?;
     Ok(id)
 }
 
@@ -253,6 +267,16 @@ mod tests {
         assert_eq!(bar_size("t", 2048, 1 << 30), Err(EINVAL));
         assert_eq!(bar_size("t", 3 << 20, 1 << 30), Err(EINVAL));
         assert_eq!(bar_size("t", 1 << 31, 1 << 30), Err(EINVAL));
+    }
+
+    #[test]
+    fn vendor_and_class() {
+        assert_eq!(vendor(0x1234), Ok(0x1234));
+        assert_eq!(vendor(0), Err(EINVAL));
+        assert_eq!(vendor(0xffff), Err(EINVAL));
+        assert_eq!(class(0), Ok(0));
+        assert_eq!(class(0xff_ffff), Ok(0xff_ffff));
+        assert_eq!(class(0x100_0000), Err(EINVAL));
     }
 
     #[test]

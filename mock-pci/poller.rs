@@ -21,7 +21,8 @@ unsafe extern "C" fn device_thread(data: *mut c_void) -> c_int {
     let host = unsafe { &*data.cast::<Host>() };
     let mut idle = 0u32;
     while !kthread::should_stop() {
-        let dma = host.dma && host.dma_poll();
+        // Only functions with a DMA engine are polled (`Fabric::has_dma`).
+        let dma = host.dma_poll();
         if host.poll_pending() || dma {
             idle = 0;
         } else {
