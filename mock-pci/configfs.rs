@@ -473,14 +473,7 @@ mod tests {
 
     fn defaults() -> Description {
         Description {
-            identity: Identity {
-                vendor: 0x1234,
-                device: 0xf00d,
-                subsys_vendor: 0x1234,
-                subsys_device: 1,
-                class: 0xff_0000,
-                revision: 1,
-            },
+            identity: crate::config_tests::ID,
             bars: MAX,
             irqs: Irqs::default(),
             dma: false,

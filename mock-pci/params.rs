@@ -237,14 +237,7 @@ mod tests {
             allow_any_reserved: false,
             iommu: false,
             dma: false,
-            identity: Identity {
-                vendor: 0x1234,
-                device: 0xf00d,
-                subsys_vendor: 0x1234,
-                subsys_device: 1,
-                class: 0xff_0000,
-                revision: 1,
-            },
+            identity: crate::config_tests::ID,
             irqs: Irqs::default(),
         }
     }
