@@ -244,13 +244,7 @@ impl Ctl {
     /// Parses a slot number written to `file`.
     fn slot(&self, file: &str, r: &mut UserSliceReader) -> Result<usize> {
         let mut buf = [0u8; 16];
-        let n = r.len();
-        if n > buf.len() {
-            pr_err!("{}: input too long: write a slot number\n", file);
-            return Err(EINVAL);
-        }
-        r.read_slice(&mut buf[..n])?;
-        let text = core::str::from_utf8(&buf[..n]).map(str::trim).unwrap_or("");
+        let text = read_text(r, &mut buf, file, "a slot number")?;
         let max = self.host.get().layout.slots();
         match text.parse::<usize>() {
             Ok(slot) if slot < max => Ok(slot),
@@ -274,6 +268,24 @@ impl Ctl {
             }
         }
     }
+}
+
+/// What was written to `file`, trimmed (empty if it is not UTF-8), read
+/// into `buf`; `EINVAL` and a line saying to write `what` if it does not
+/// fit.
+fn read_text<'a>(
+    r: &mut UserSliceReader,
+    buf: &'a mut [u8],
+    file: &str,
+    what: &str,
+) -> Result<&'a str> {
+    let n = r.len();
+    if n > buf.len() {
+        pr_err!("{}: input too long: write {}\n", file, what);
+        return Err(EINVAL);
+    }
+    r.read_slice(&mut buf[..n])?;
+    Ok(core::str::from_utf8(&buf[..n]).map(str::trim).unwrap_or(""))
 }
 
 /// Creates a debugfs file and keeps it in `files`.
@@ -343,13 +355,7 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `fire`: `msi N` or `msix N`.
 fn fire(v: &SlotView, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let n = r.len();
-    if n > buf.len() {
-        pr_err!("fire: input too long: write 'msi N' or 'msix N'\n");
-        return Err(EINVAL);
-    }
-    r.read_slice(&mut buf[..n])?;
-    let text = core::str::from_utf8(&buf[..n]).map(str::trim).unwrap_or("");
+    let text = read_text(r, &mut buf, "fire", "'msi N' or 'msix N'")?;
     let mut words = text.split_ascii_whitespace();
     let kind = match words.next() {
         Some("msi") => Some(Kind::Msi),

@@ -183,9 +183,7 @@ impl Registration {
         // SAFETY: `dev.iommu` is set while the device is probed by an IOMMU.
         !iommu.is_null() && unsafe { (*iommu).iommu_dev } == self.dev.get()
     }
-}
 
-impl Registration {
     /// The translation of the function in `slot`, holding the fence until
     /// it is dropped; `None` unless the function is attached to a paging
     /// domain.

@@ -288,37 +288,25 @@ impl Device {
     /// Sets or clears COMMAND memory enable through the VFIO config region
     /// (clearing it is a revocation: the driver must zap every mapping).
     pub fn set_memory(&self, on: bool) -> Result<()> {
-        let cmd = self.command()?;
-        let new = if on {
-            cmd | uapi::PCI_COMMAND_MEMORY
-        } else {
-            cmd & !uapi::PCI_COMMAND_MEMORY
-        };
-        self.write(&self.config, uapi::PCI_COMMAND, &new.to_le_bytes())?;
-        let now = self.command()?;
-        if (now & uapi::PCI_COMMAND_MEMORY != 0) != on {
-            return Err(err!(
-                "COMMAND memory enable did not change: wrote {new:#06x}, read back {now:#06x}"
-            ));
-        }
-        Ok(())
+        self.set_command_bit(uapi::PCI_COMMAND_MEMORY, "memory enable", on)
     }
 
     /// Sets or clears COMMAND bus master enable through the VFIO config
     /// region (vfio-pci passes the bit to the device): without it a
     /// function sends no MSI or MSI-X message.
     pub fn set_master(&self, on: bool) -> Result<()> {
+        self.set_command_bit(uapi::PCI_COMMAND_MASTER, "bus master", on)
+    }
+
+    /// Sets or clears `bit` of COMMAND and checks that it took.
+    fn set_command_bit(&self, bit: u16, name: &str, on: bool) -> Result<()> {
         let cmd = self.command()?;
-        let new = if on {
-            cmd | uapi::PCI_COMMAND_MASTER
-        } else {
-            cmd & !uapi::PCI_COMMAND_MASTER
-        };
+        let new = if on { cmd | bit } else { cmd & !bit };
         self.write(&self.config, uapi::PCI_COMMAND, &new.to_le_bytes())?;
         let now = self.command()?;
-        if (now & uapi::PCI_COMMAND_MASTER != 0) != on {
+        if (now & bit != 0) != on {
             return Err(err!(
-                "COMMAND bus master did not change: wrote {new:#06x}, read back {now:#06x}"
+                "COMMAND {name} did not change: wrote {new:#06x}, read back {now:#06x}"
             ));
         }
         Ok(())
