@@ -8,7 +8,9 @@
 //! `PCI_LOCKLESS_CONFIG`, concurrently with each other: they take the host's
 //! raw spinlock, never sleep and never allocate. A write that resets
 //! functions also resets their MSI-X tables, which are BAR memory, under
-//! the same lock.
+//! the same lock. A write that lets an asserted INTx line through again
+//! (INTX_DISABLE cleared) only queues its re-delivery (intx.rs): the
+//! interrupt handler may take `pci_lock`, which the caller may hold.
 
 use crate::{
     fabric::{Event, Fabric},
@@ -32,7 +34,7 @@ pub(crate) static OPS: bindings::pci_ops = bindings::pci_ops {
 ///
 /// `bus` must be a mock bus, whose `sysdata` is `Host::sysdata` of a live
 /// `Host` (child buses inherit it from the root bus).
-unsafe fn host_of<'a>(bus: *mut bindings::pci_bus) -> &'a Host {
+pub(crate) unsafe fn host_of<'a>(bus: *mut bindings::pci_bus) -> &'a Host {
     // SAFETY: see the function's safety section.
     unsafe {
         let sysdata = (*bus)
@@ -88,9 +90,10 @@ unsafe extern "C" fn write(
     if !valid_access(offset, size) {
         return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32;
     }
-    let event = {
+    let (event, unmasked) = {
         let mut fabric = host.fabric.lock();
-        let event = fabric.write(
+        let (event, unmasked) = crate::intx::write(
+            &mut fabric,
             &host.templates.port,
             nr,
             devfn,
@@ -99,8 +102,13 @@ unsafe extern "C" fn write(
             val,
         );
         reset_bar_state(host, &fabric, event);
-        event
+        (event, unmasked)
     };
+    // An asserted INTx line software just let through (INTX_DISABLE
+    // cleared): delivered from an irq_work, not under `pci_lock`.
+    if let Some(slot) = unmasked {
+        host.intx.recheck(slot);
+    }
     let d = host.domain;
     match event {
         None => return bindings::PCIBIOS_DEVICE_NOT_FOUND as i32,
@@ -183,6 +191,13 @@ pub(crate) unsafe extern "C" fn claim_on_add(
         if (*bus).sysdata != host.sysdata.get().cast() {
             return bindings::NOTIFY_DONE as i32;
         }
+        // The bus routes INTx itself (the bridge's `map_irq`,
+        // intx_domain.rs). `dev->pin` is the copy of the Interrupt Pin that
+        // platform routing reads: ACPI, which has no `_PRT` for the mock
+        // bus, would log "can't derive routing" and "no GSI" each time a
+        // driver enables or disables the device. The PCI core and VFIO
+        // read the register, which keeps the pin.
+        (*pdev).pin = 0;
         let bridge = (*bus).self_;
         if !bridge.is_null() && !windows_claimed(bridge) {
             bindings::pci_bus_claim_resources(bus);

@@ -11,9 +11,11 @@
 //! * `<DDDD:01:SS.0>/resets`: how often the function was reset since it was
 //!   added (FLR, D3hot to D0, Secondary Bus Reset), for tests;
 //! * `<DDDD:01:SS.0>/fire`: write `msi N` or `msix N` to make the function
-//!   raise vector N as its hardware would (irq.rs);
-//! * `<DDDD:01:SS.0>/irqs`: what became of the vectors it raised:
-//!   `delivered D pending P disabled S dropped X`;
+//!   raise vector N as its hardware would (irq.rs), `intx 1` or `intx 0`
+//!   to assert or deassert its INTx line (intx.rs);
+//! * `<DDDD:01:SS.0>/irqs`: what became of the vectors it raised and of
+//!   its INTx line: `delivered D pending P disabled S dropped X
+//!   intx_delivered I intx_masked M intx_dropped Y`;
 //! * `<DDDD:01:SS.0>/dma` (with `dma=1`): what its DMA engine did:
 //!   `jobs J errors E bytes B busy_ns T`.
 //!
@@ -352,22 +354,33 @@ fn show_devices(ctl: &Arc<Ctl>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-/// `fire`: `msi N` or `msix N`.
+/// What `fire` was asked to do.
+enum Fire {
+    Vector(Kind, u32),
+    Intx(bool),
+}
+
+/// `fire`: `msi N`, `msix N`, `intx 1` or `intx 0`.
 fn fire(v: &SlotView, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 32];
-    let text = read_text(r, &mut buf, "fire", "'msi N' or 'msix N'")?;
+    let text = read_text(r, &mut buf, "fire", "'msi N', 'msix N' or 'intx 1|0'")?;
     let mut words = text.split_ascii_whitespace();
-    let kind = match words.next() {
-        Some("msi") => Some(Kind::Msi),
-        Some("msix") => Some(Kind::MsiX),
+    let (first, second) = (words.next(), words.next());
+    let vector = second.and_then(|w| w.parse::<u32>().ok());
+    let what = match (first, second, words.next()) {
+        (Some("msi"), Some(_), None) => vector.map(|n| Fire::Vector(Kind::Msi, n)),
+        (Some("msix"), Some(_), None) => vector.map(|n| Fire::Vector(Kind::MsiX, n)),
+        (Some("intx"), Some("1"), None) => Some(Fire::Intx(true)),
+        (Some("intx"), Some("0"), None) => Some(Fire::Intx(false)),
         _ => None,
     };
-    let vector = words.next().and_then(|w| w.parse::<u32>().ok());
-    match (kind, vector, words.next()) {
-        (Some(kind), Some(vector), None) => v.host.get().fire(v.slot, kind, vector),
-        _ => {
+    let host = v.host.get();
+    match what {
+        Some(Fire::Vector(kind, vector)) => host.fire(v.slot, kind, vector),
+        Some(Fire::Intx(level)) => host.fire_intx(v.slot, level),
+        None => {
             pr_err!(
-                "fire: '{}' is not 'msi N' or 'msix N' (N: a vector number)\n",
+                "fire: '{}' is not 'msi N', 'msix N' (N: a vector number) or 'intx 1' / 'intx 0'\n",
                 text
             );
             Err(EINVAL)
@@ -379,8 +392,14 @@ fn show_irqs(v: &SlotView, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let s = v.host.get().irq_stats(v.slot);
     writeln!(
         f,
-        "delivered {} pending {} disabled {} dropped {}",
-        s.delivered, s.pending, s.disabled, s.dropped
+        "delivered {} pending {} disabled {} dropped {} intx_delivered {} intx_masked {} intx_dropped {}",
+        s.delivered,
+        s.pending,
+        s.disabled,
+        s.dropped,
+        s.intx_delivered,
+        s.intx_masked,
+        s.intx_dropped
     )
 }
 

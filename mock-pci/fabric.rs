@@ -53,8 +53,8 @@ enum Target {
     Function(usize),
 }
 
-/// What became of the vectors a function raised since it was added
-/// (debugfs `irqs`; see irq.rs).
+/// What became of the vectors a function raised, and of its INTx line,
+/// since it was added (debugfs `irqs`; see irq.rs and intx.rs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Zeroable)]
 pub(crate) struct IrqStats {
     /// Sent, and a Linux interrupt raised for it.
@@ -66,6 +66,15 @@ pub(crate) struct IrqStats {
     /// Sent, but refused by the bus's MSI domain (not its doorbell, not
     /// the sender's own number, or no interrupt mapped to it).
     pub(crate) dropped: u32,
+    /// INTx: the line signalled, and its Linux interrupt raised (see
+    /// intx.rs).
+    pub(crate) intx_delivered: u32,
+    /// INTx: the line asserted, but held by the function (INTX_DISABLE
+    /// set, or not in D0).
+    pub(crate) intx_masked: u32,
+    /// INTx: the line signalled, but no Linux interrupt is mapped to it
+    /// (no driver ever bound the function).
+    pub(crate) intx_dropped: u32,
 }
 
 /// What a function's DMA engine did since it was added (debugfs `dma`;

@@ -25,6 +25,7 @@ use crate::{
     config::Template,
     dma,
     fabric::{Fabric, Templates},
+    intx_domain::IntxDomain,
     iommu,
     layout::Layout,
     layout::MAX_SLOTS,
@@ -73,6 +74,9 @@ pub(crate) struct Host {
     engine: Mutex<Option<crate::kthread::Thread>>,
     /// The MSI parent domain of the bus, removed after the bus.
     pub(crate) msi: MsiDomain,
+    /// The INTx domain of the bus, removed after the bus.
+    #[pin]
+    pub(crate) intx: IntxDomain,
     faux: faux::Registration,
     // Dropped after the bus is gone (`PinnedDrop` runs first).
     _scan_all: ScanAllDevices,
@@ -305,11 +309,13 @@ impl Host {
                 dma: settings.dma,
                 engine <- new_mutex!(None),
                 msi,
+                intx <- IntxDomain::new(),
                 faux,
                 _scan_all: scan_all,
             }),
             GFP_KERNEL,
         )?;
+        host.intx.create(nr)?;
         if settings.iommu {
             let reg = iommu::Registration::new(host.faux_dev(), host.sysdata.get().cast(), nr)?;
             // SAFETY: `iommu` is not structurally pinned.
@@ -451,6 +457,7 @@ impl Host {
         unsafe {
             domain.give_to(bridge);
             self.msi.attach(bridge);
+            self.intx.attach(bridge);
         }
         let parent = self.faux_dev();
         // SAFETY: `bridge` is a fresh, exclusively owned bridge; `sysdata`,
@@ -596,6 +603,7 @@ impl Host {
             }
         }
         self.fabric.lock().remove(slot);
+        self.intx.dispose(slot);
     }
 
     /// Hot-removes the device in `slot`, as surprise-free as `sysfs remove`:
@@ -637,6 +645,9 @@ impl PinnedDrop for Host {
                 }
             }
         }
+        // No INTx re-delivery runs from here on (the domain itself goes
+        // with the fields).
+        self.intx.quiesce();
         // SAFETY: registered in `register` (unregistering a notifier that
         // never registered is harmless: it is not found).
         unsafe {

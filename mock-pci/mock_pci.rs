@@ -26,6 +26,10 @@ mod control;
 mod dma;
 mod fabric;
 mod host;
+mod intx;
+mod intx_domain;
+#[cfg(CONFIG_KUNIT)]
+mod intx_tests;
 mod iommu;
 mod irq;
 mod kthread;
@@ -121,7 +125,7 @@ module! {
         },
         intx: bool {
             default: false,
-            description: "Give every device Interrupt Pin INTA# (registers only; no interrupt routing: ACPI logs 'PCI INT A: no GSI' when a driver enables the device)",
+            description: "Give every device Interrupt Pin INTA#, a level interrupt of its own on the bus's INTx domain (debugfs fire 'intx 1' asserts it)",
         },
     },
 }
