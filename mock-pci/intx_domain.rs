@@ -30,9 +30,7 @@
 
 use crate::host::Host;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use kernel::{
-    bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CString, types::Opaque,
-};
+use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CString, types::Opaque};
 
 /// Hardware numbers: one per devfn.
 const HWIRQS: u32 = 256;
@@ -59,7 +57,7 @@ static CHIP: Static<bindings::irq_chip> = Static({
     c.name = c"MOCK-INTx".to_bytes_with_nul().as_ptr();
     c.irq_mask = Some(mask);
     c.irq_unmask = Some(unmask);
-    c.flags = bindings::IRQCHIP_SKIP_SET_WAKE as _;
+    c.flags = bindings::IRQCHIP_SKIP_SET_WAKE as usize;
     c
 });
 
@@ -262,7 +260,8 @@ unsafe extern "C" fn run(work: *mut bindings::irq_work) {
     // SAFETY: see the function's safety section; the `Host` waits for this
     // function in drop (`quiesce`) before anything of it goes away.
     let host = unsafe {
-        let intx = kernel::container_of!(work.cast::<Opaque<bindings::irq_work>>(), IntxDomain, work);
+        let intx =
+            kernel::container_of!(work.cast::<Opaque<bindings::irq_work>>(), IntxDomain, work);
         &*kernel::container_of!(intx, Host, intx)
     };
     let slots = host.intx.recheck.swap(0, Ordering::AcqRel);
@@ -320,12 +319,7 @@ unsafe extern "C" fn mask(_data: *mut bindings::irq_data) {}
 /// data is the `IntxDomain`), under its descriptor lock.
 unsafe extern "C" fn unmask(data: *mut bindings::irq_data) {
     // SAFETY: see the function's safety section; `map` set the chip data.
-    let (intx, hwirq) = unsafe {
-        (
-            &*(*data).chip_data.cast::<IntxDomain>(),
-            (*data).hwirq as usize,
-        )
-    };
+    let (intx, hwirq) = unsafe { (&*(*data).chip_data.cast::<IntxDomain>(), (*data).hwirq) };
     intx.recheck(slot_of(hwirq));
 }
 

@@ -82,10 +82,7 @@ mod tests {
         assert!(intx::asserted(&c) && intx::signalled(&c));
         assert_eq!(status(&c) & INTERRUPT, INTERRUPT);
         // Capabilities List stays; a write of all ones clears nothing.
-        assert_eq!(
-            status(&c),
-            INTERRUPT | bindings::PCI_STATUS_CAP_LIST
-        );
+        assert_eq!(status(&c), INTERRUPT | bindings::PCI_STATUS_CAP_LIST);
         c.write(&t, STATUS, 2, 0xffff);
         assert_eq!(status(&c) & INTERRUPT, INTERRUPT);
         // Asserting an asserted line signals it again (a level input).
@@ -141,9 +138,8 @@ mod tests {
     fn clearing_intx_disable_asks_for_redelivery() -> Result {
         let (t, _none, mut f) = fabric()?;
         let port = &t.port;
-        let w = |f: &mut Fabric, devfn: u32, v: u32| {
-            intx::write(f, port, BUS, devfn, COMMAND, 2, v)
-        };
+        let w =
+            |f: &mut Fabric, devfn: u32, v: u32| intx::write(f, port, BUS, devfn, COMMAND, 2, v);
         // Clearing with the line low: nothing to deliver.
         assert_eq!(w(&mut f, 8, DISABLE), (Some(Event::None), None));
         assert_eq!(w(&mut f, 8, 0), (Some(Event::None), None));
@@ -190,9 +186,8 @@ mod tests {
             assert_eq!(intx::drive(c, true), Line::Signalled);
             Ok(())
         };
-        let asserted = |f: &mut Fabric, slot: usize| {
-            f.function_mut(slot).is_some_and(|c| intx::asserted(c))
-        };
+        let asserted =
+            |f: &mut Fabric, slot: usize| f.function_mut(slot).is_some_and(|c| intx::asserted(c));
         let flr = bindings::PCI_EXP_DEVCTL_BCR_FLR;
         assert_line(&mut f, 0)?;
         assert_eq!(
