@@ -110,6 +110,15 @@ pub const VFIO_IRQ_SET_ACTION_UNMASK: u32 = 1 << 4;
 /// `VFIO_IRQ_SET_ACTION_TRIGGER`: signal the eventfds (or, with
 /// `DATA_NONE` and count 0, disable the index).
 pub const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
+/// `VFIO_IRQ_INFO_EVENTFD`: the index signals eventfds.
+pub const VFIO_IRQ_INFO_EVENTFD: u32 = 1 << 0;
+/// `VFIO_IRQ_INFO_MASKABLE`: `ACTION_MASK` and `ACTION_UNMASK` work.
+pub const VFIO_IRQ_INFO_MASKABLE: u32 = 1 << 1;
+/// `VFIO_IRQ_INFO_AUTOMASKED`: each interrupt masks the index until
+/// userspace unmasks it (level INTx).
+pub const VFIO_IRQ_INFO_AUTOMASKED: u32 = 1 << 2;
+/// `VFIO_IRQ_INFO_NORESIZE`: the count cannot change once enabled.
+pub const VFIO_IRQ_INFO_NORESIZE: u32 = 1 << 3;
 /// vfio-pci places region `i` at `i << VFIO_PCI_OFFSET_SHIFT` in the device
 /// file (include/linux/vfio_pci_core.h; userspace learns each offset from
 /// `VFIO_DEVICE_GET_REGION_INFO`, which reports exactly that).
@@ -127,6 +136,12 @@ pub const PCI_COMMAND_MASTER: u16 = 0x4;
 pub const PCI_STATUS: u64 = 0x06;
 /// `PCI_STATUS_CAP_LIST`: the function has a capability list.
 pub const PCI_STATUS_CAP_LIST: u16 = 0x10;
+/// `PCI_STATUS_INTERRUPT`: the function asserts its INTx line.
+pub const PCI_STATUS_INTERRUPT: u16 = 0x8;
+/// COMMAND bit: INTx disable (PCI 2.3 INTx masking).
+pub const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
+/// PCI config space: the Interrupt Pin register.
+pub const PCI_INTERRUPT_PIN: u64 = 0x3d;
 /// `PCI_CAPABILITY_LIST`: offset of the first capability pointer.
 pub const PCI_CAPABILITY_LIST: u64 = 0x34;
 /// `PCI_CAP_ID_PM`: power management capability.
@@ -416,6 +431,10 @@ mod tests {
         assert_eq!(VFIO_IRQ_SET_ACTION_MASK, 0x8);
         assert_eq!(VFIO_IRQ_SET_ACTION_UNMASK, 0x10);
         assert_eq!(VFIO_IRQ_SET_ACTION_TRIGGER, 0x20);
+        assert_eq!(VFIO_IRQ_INFO_EVENTFD, 0x1);
+        assert_eq!(VFIO_IRQ_INFO_MASKABLE, 0x2);
+        assert_eq!(VFIO_IRQ_INFO_AUTOMASKED, 0x4);
+        assert_eq!(VFIO_IRQ_INFO_NORESIZE, 0x8);
         // The data of a vfio_irq_set starts right after its 20 bytes.
         assert_eq!(std::mem::align_of::<IrqSet>(), 4);
     }

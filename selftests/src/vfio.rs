@@ -398,6 +398,29 @@ impl Device {
         Ok(())
     }
 
+    /// `VFIO_DEVICE_SET_IRQS` with `action` (`VFIO_IRQ_SET_ACTION_MASK` or
+    /// `_UNMASK`) and `DATA_NONE` on interrupt 0 of `index` (INTx).
+    pub fn irq_action(&self, index: u32, action: u32) -> Result<()> {
+        let mut set = uapi::IrqSet {
+            argsz: argsz::<uapi::IrqSet>(),
+            flags: action | uapi::VFIO_IRQ_SET_DATA_NONE,
+            index,
+            start: 0,
+            count: 1,
+        };
+        // SAFETY: `set` is a live `vfio_irq_set` without data, as its argsz
+        // and DATA_NONE say.
+        unsafe {
+            ioctl(
+                self.fd(),
+                uapi::VFIO_DEVICE_SET_IRQS,
+                &raw mut set as usize,
+                &format!("VFIO_DEVICE_SET_IRQS(index {index}, action {action:#x})"),
+            )?
+        };
+        Ok(())
+    }
+
     /// Offset of the standard capability `id`, if the function has it (as
     /// the VFIO config region shows it).
     pub fn find_cap(&self, id: u8) -> Result<Option<u64>> {

@@ -59,32 +59,63 @@ const QUIET: Duration = Duration::from_millis(100);
 /// thread polls every 10 ms when idle; TCG is slow.
 const UNMASK_LIMIT: Duration = Duration::from_secs(2);
 
-/// mock-pci's `irqs` counters of one function.
+/// mock-pci's `irqs` counters of one function: MSI and MSI-X, then INTx
+/// (intx.rs of this crate).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counts {
-    delivered: u64,
-    pending: u64,
-    disabled: u64,
-    dropped: u64,
+pub struct Counts {
+    pub delivered: u64,
+    pub pending: u64,
+    pub disabled: u64,
+    pub dropped: u64,
+    pub intx_delivered: u64,
+    pub intx_masked: u64,
+    pub intx_dropped: u64,
 }
 
+/// The format of `irqs`.
+const IRQS_FORMAT: &str = "delivered D pending P disabled S dropped X intx_delivered I intx_masked M intx_dropped Y";
+
 impl Counts {
-    /// Parses `delivered D pending P disabled S dropped X`.
+    /// Parses [`IRQS_FORMAT`].
     fn parse(s: &str) -> Option<Self> {
         let w: Vec<&str> = s.split_whitespace().collect();
         match w[..] {
-            ["delivered", d, "pending", p, "disabled", s, "dropped", x] => Some(Counts {
+            [
+                "delivered",
+                d,
+                "pending",
+                p,
+                "disabled",
+                s,
+                "dropped",
+                x,
+                "intx_delivered",
+                i,
+                "intx_masked",
+                m,
+                "intx_dropped",
+                y,
+            ] => Some(Counts {
                 delivered: d.parse().ok()?,
                 pending: p.parse().ok()?,
                 disabled: s.parse().ok()?,
                 dropped: x.parse().ok()?,
+                intx_delivered: i.parse().ok()?,
+                intx_masked: m.parse().ok()?,
+                intx_dropped: y.parse().ok()?,
             }),
             _ => None,
         }
     }
 
     fn total(&self) -> u64 {
-        self.delivered + self.pending + self.disabled + self.dropped
+        self.delivered
+            + self.pending
+            + self.disabled
+            + self.dropped
+            + self.intx_delivered
+            + self.intx_masked
+            + self.intx_dropped
     }
 }
 
@@ -92,8 +123,14 @@ impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "delivered {} pending {} disabled {} dropped {}",
-            self.delivered, self.pending, self.disabled, self.dropped
+            "delivered {} pending {} disabled {} dropped {} intx_delivered {} intx_masked {} intx_dropped {}",
+            self.delivered,
+            self.pending,
+            self.disabled,
+            self.dropped,
+            self.intx_delivered,
+            self.intx_masked,
+            self.intx_dropped
         )
     }
 }
@@ -130,13 +167,13 @@ impl Outcome {
 }
 
 /// mock-pci's debugfs files of one function.
-struct Mock {
-    dir: String,
+pub struct Mock {
+    pub dir: String,
     bar2: fs::File,
 }
 
 impl Mock {
-    fn new(bdf: &str) -> Result<Self> {
+    pub fn new(bdf: &str) -> Result<Self> {
         let dir = format!("{MOCK_DEBUGFS}/{bdf}");
         let p = format!("{dir}/bar2");
         let bar2 = fs::OpenOptions::new()
@@ -147,19 +184,15 @@ impl Mock {
         Ok(Mock { dir, bar2 })
     }
 
-    fn counts(&self) -> Result<Counts> {
+    pub fn counts(&self) -> Result<Counts> {
         let p = format!("{}/irqs", self.dir);
         let s = fs::read_to_string(&p).ctx(format!("read {p}"))?;
-        Counts::parse(&s).ok_or_else(|| {
-            err!(
-                "{p}: '{}' is not 'delivered D pending P disabled S dropped X'",
-                s.trim()
-            )
-        })
+        Counts::parse(&s)
+            .ok_or_else(|| err!("{p}: '{}' is not '{IRQS_FORMAT}'", s.trim()))
     }
 
     /// Writes `cmd` (and a newline, as `echo` does) to `fire`.
-    fn fire(&self, cmd: &str) -> std::io::Result<()> {
+    pub fn fire(&self, cmd: &str) -> std::io::Result<()> {
         fs::OpenOptions::new()
             .write(true)
             .open(format!("{}/fire", self.dir))?
@@ -190,10 +223,10 @@ impl Mock {
 }
 
 /// Nonblocking eventfds, one per vector.
-struct EventFds(Vec<OwnedFd>);
+pub struct EventFds(Vec<OwnedFd>);
 
 impl EventFds {
-    fn new(n: usize) -> Result<Self> {
+    pub fn new(n: usize) -> Result<Self> {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             // SAFETY: eventfd() takes two integers.
@@ -207,7 +240,7 @@ impl EventFds {
         Ok(EventFds(v))
     }
 
-    fn raw(&self) -> Vec<RawFd> {
+    pub fn raw(&self) -> Vec<RawFd> {
         self.0.iter().map(|f| f.as_raw_fd()).collect()
     }
 
@@ -227,12 +260,12 @@ impl EventFds {
     }
 
     /// Every eventfd's count, read and reset.
-    fn take_all(&self) -> Result<Vec<u64>> {
+    pub fn take_all(&self) -> Result<Vec<u64>> {
         (0..self.0.len()).map(|i| self.take(i)).collect()
     }
 
     /// Waits up to `limit` for eventfd `i` to become readable.
-    fn wait(&self, i: usize, limit: Duration) -> Result<()> {
+    pub fn wait(&self, i: usize, limit: Duration) -> Result<()> {
         let mut p = sys::pollfd {
             fd: self.0[i].as_raw_fd(),
             events: sys::POLLIN,
@@ -759,20 +792,28 @@ mod tests {
 
     #[test]
     fn counts_parse_the_irqs_line() {
-        let c = Counts::parse("delivered 4 pending 1 disabled 2 dropped 3\n").unwrap();
+        let line = "delivered 4 pending 1 disabled 2 dropped 3 intx_delivered 5 intx_masked 6 intx_dropped 7";
+        let c = Counts::parse(&format!("{line}\n")).unwrap();
         assert_eq!(
             c,
             Counts {
                 delivered: 4,
                 pending: 1,
                 disabled: 2,
-                dropped: 3
+                dropped: 3,
+                intx_delivered: 5,
+                intx_masked: 6,
+                intx_dropped: 7,
             }
         );
-        assert_eq!(c.total(), 10);
-        assert_eq!(c.to_string(), "delivered 4 pending 1 disabled 2 dropped 3");
+        assert_eq!(c.total(), 28);
+        assert_eq!(c.to_string(), line);
         assert_eq!(Counts::parse("delivered 4 pending 1"), None);
-        assert_eq!(Counts::parse("delivered x pending 1 disabled 2 dropped 3"), None);
+        assert_eq!(Counts::parse("delivered 4 pending 1 disabled 2 dropped 3"), None);
+        assert_eq!(
+            Counts::parse(&line.replace("5", "x")),
+            None
+        );
     }
 
     #[test]

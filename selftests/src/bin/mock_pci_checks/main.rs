@@ -29,7 +29,12 @@
 //!   disabled ones not sent (mock-pci's `irqs` counters);
 //! * `dma-perm BDF`: the DMA engine (`dma=1`) behind the software IOMMU
 //!   (`iommu=1`) faults a write into a read-only VFIO mapping and a read
-//!   out of a write-only one, and copies where the mappings permit.
+//!   out of a write-only one, and copies where the mappings permit;
+//! * `irq-intx BDF [BDF_OTHER]`: INTx delivery end to end through stock
+//!   vfio-pci: `fire intx 1` signals the eventfd once and vfio automasks
+//!   it (INTX_DISABLE), MASK and UNMASK, the device's re-delivery when
+//!   INTX_DISABLE is cleared under an asserted line; BDF_OTHER, with its
+//!   INTx on an eventfd too, must hear nothing.
 //!
 //! Bad usage exits 1 with the usage on stderr. x86_64 only, like the
 //! probe it uses.
@@ -42,6 +47,7 @@ vfio_revoke_selftests::x86_64_only! {
     mod hot_reset;
     mod irq_fire;
     mod irq_info;
+    mod irq_intx;
     mod roundtrip;
     mod unplug;
 }
@@ -54,7 +60,8 @@ const USAGE: &str = "usage: mock_pci_checks roundtrip BDF
        mock_pci_checks fail-nth N KO [PARAM...]
        mock_pci_checks irq-info BDF
        mock_pci_checks irq-fire BDF
-       mock_pci_checks dma-perm BDF";
+       mock_pci_checks dma-perm BDF
+       mock_pci_checks irq-intx BDF [BDF_OTHER]";
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -72,6 +79,8 @@ fn main() {
         ["irq-info", _] if bdf_ok(&args[1..]) => irq_info::run(&args[1]),
         ["irq-fire", _] if bdf_ok(&args[1..]) => irq_fire::run(&args[1]),
         ["dma-perm", _] if bdf_ok(&args[1..]) => dma_perm::run(&args[1]),
+        ["irq-intx", _] if bdf_ok(&args[1..]) => irq_intx::run(&args[1], None),
+        ["irq-intx", _, _] if bdf_ok(&args[1..]) => irq_intx::run(&args[1], Some(&args[2])),
         ["fail-nth", n, _, ..] if n.parse::<u32>().is_ok() => {
             fail_nth::run(n, &args[2], &args[3..])
         }
