@@ -117,11 +117,11 @@ module! {
         },
         msi_vectors: u32 {
             default: 0,
-            description: "MSI vectors of every device: 0 (default) for no MSI capability, or a power of two from 1 to 32 (64-bit, per-vector masking; registers only)",
+            description: "MSI vectors of every device: 0 (default) for no MSI capability, or a power of two from 1 to 32 (64-bit, per-vector masking), delivered through the bus's isolated MSI domain (debugfs fire 'msi N' raises vector N)",
         },
         msix_vectors: u32 {
             default: 0,
-            description: "MSI-X table entries of every device: 0 (default) for no MSI-X capability, or 1 to 2048; the table and PBA live in the upper half of BAR2 (registers only)",
+            description: "MSI-X table entries of every device: 0 (default) for no MSI-X capability, or 1 to 2048; the table and PBA live in the upper half of BAR2; delivered through the bus's isolated MSI domain (debugfs fire 'msix N')",
         },
         intx: bool {
             default: false,
