@@ -68,7 +68,14 @@ mod tests {
     /// Sets NumVFs and VF Enable of the PF in slot 1 as the PCI core does.
     fn enable(t: &Templates, f: &mut Fabric, n: u32) {
         f.write(&t.port, BUS, PF, NUM_VF, 2, n);
-        f.write(&t.port, BUS, PF, CTRL, 2, VFE | bindings::PCI_SRIOV_CTRL_MSE);
+        f.write(
+            &t.port,
+            BUS,
+            PF,
+            CTRL,
+            2,
+            VFE | bindings::PCI_SRIOV_CTRL_MSE,
+        );
     }
 
     #[test]
@@ -178,7 +185,9 @@ mod tests {
             let pin = bindings::PCI_INTERRUPT_PIN as usize;
             assert_eq!(f.read(BUS, PF | vf, pin, 1), Some(0));
             let devcap = EXP_CAP + bindings::PCI_EXP_DEVCAP as usize;
-            let flr = f.read(BUS, PF | vf, devcap, 4).map(|v| v & bindings::PCI_EXP_DEVCAP_FLR);
+            let flr = f
+                .read(BUS, PF | vf, devcap, 4)
+                .map(|v| v & bindings::PCI_EXP_DEVCAP_FLR);
             assert_eq!(flr, Some(bindings::PCI_EXP_DEVCAP_FLR));
         }
         // Only NumVFs of them; nothing past TotalVFs, even if asked.
