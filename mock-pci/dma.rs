@@ -28,12 +28,14 @@
 //! The engine serves a function only while it decodes memory, is bus
 //! master and in D0, and not held in reset. It translates every page
 //! through the IOMMU domain the function is attached to (iommu.rs: the
-//! fence makes unmaps wait for a copy in flight): an unmapped IOVA ends
-//! the job with a read or write fault, a function with no paging domain
+//! fence makes unmaps wait for a copy in flight): an unmapped IOVA, a
+//! source mapped without read permission or a destination mapped without
+//! write permission (a read-only VFIO or iommufd mapping) ends the job with
+//! a read or write fault, a function with no paging domain
 //! (`iommu=0`, or blocked) cannot DMA at all. STATUS is written last, so a
 //! driver that sees it done sees the rest.
 
-use crate::{fabric::DmaStats, host::Host, kthread, msi_domain::Kind, physmem};
+use crate::{fabric::DmaStats, host::Host, iommu::Access, kthread, msi_domain::Kind, physmem};
 use kernel::{bindings, prelude::*, time::Instant};
 
 const MAGIC: u32 = 0x4d44_4b4d;
@@ -64,9 +66,9 @@ const CHUNK: usize = 64 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Error {
-    /// The source range is not mapped.
+    /// The source range is not mapped readable.
     ReadFault = 1,
-    /// The destination range is not mapped.
+    /// The destination range is not mapped writable.
     WriteFault = 2,
     /// An IOVA maps to something that is not RAM.
     NotRam = 3,
@@ -244,8 +246,8 @@ impl Host {
                     let n = (size - off)
                         .min(physmem::PAGE_SIZE - (s & (physmem::PAGE_SIZE - 1)))
                         .min(physmem::PAGE_SIZE - (d & (physmem::PAGE_SIZE - 1)));
-                    let sp = t.phys(s).ok_or(fail(Error::ReadFault, s))?;
-                    let dp = t.phys(d).ok_or(fail(Error::WriteFault, d))?;
+                    let sp = t.phys(s, Access::Read).ok_or(fail(Error::ReadFault, s))?;
+                    let dp = t.phys(d, Access::Write).ok_or(fail(Error::WriteFault, d))?;
                     physmem::copy(dp, sp, n as usize)
                         .map_err(|p| fail(Error::NotRam, if p == sp { s } else { d }))?;
                     off += n;

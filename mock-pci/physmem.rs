@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Copies between physical addresses, for the DMA engine: what a device's
-//! DMA does to RAM, done by the CPU. Only RAM the kernel manages can be a
+//! DMA does to RAM, done by the CPU; and reads of the software IOMMU's page
+//! table words, which the engine walks like an IOMMU. Only RAM the kernel manages can be a
 //! target (`page_is_ram()` and an online `struct page`); anything else (a
 //! BAR, a hole) is refused, as an IOMMU fault would be on hardware.
 
@@ -49,4 +50,26 @@ pub(crate) fn copy(dst: u64, src: u64, len: usize) -> core::result::Result<(), u
         bindings::kunmap_local(sp.cast());
     }
     Ok(())
+}
+
+/// The 64-bit word at physical address `phys` (8-byte aligned), or `None`
+/// if it is not RAM.
+///
+/// The caller makes sure the page stays allocated during the call (the
+/// IOMMU's page-table pages are freed only after the fence the DMA engine
+/// holds).
+pub(crate) fn read_u64(phys: u64) -> Option<u64> {
+    if phys % 8 != 0 {
+        return None;
+    }
+    let page = ram_page(phys)?;
+    // SAFETY: the page is online RAM, mapped for the duration of the read;
+    // the word is aligned and within the page. Volatile: the IOMMU core may
+    // update an entry at any time (the value is then either version).
+    unsafe {
+        let p = bindings::kmap_local_page(page).cast::<u8>();
+        let v = core::ptr::read_volatile(p.add((phys & (PAGE_SIZE - 1)) as usize).cast::<u64>());
+        bindings::kunmap_local(p.cast());
+        Some(v)
+    }
 }

@@ -264,6 +264,20 @@ mock_domain() {
 	return 0
 }
 
+# mock_release_devices: with its software IOMMU (iommu=1) every mock device
+# holds a reference on mock_pci (the IOMMU core's, per probed device), so
+# rmmod needs them removed first: delete each (debugfs del_device). Does
+# nothing without the IOMMU. Says on stderr what failed.
+mock_release_devices() {
+	local ctl=/sys/kernel/debug/mock_pci slot slots rc=0
+	compgen -G "/sys/class/iommu/mock-iommu-*" >/dev/null || return 0
+	mapfile -t slots < <(awk '{print $3}' "$ctl/devices")
+	for slot in "${slots[@]}"; do
+		echo "$slot" >"$ctl/del_device" || { echo "del_device $slot failed" >&2; rc=1; }
+	done
+	return "$rc"
+}
+
 # kmemleak, where the kernel has it (the DEBUG=1 kernel).
 KMEMLEAK=/sys/kernel/debug/kmemleak
 

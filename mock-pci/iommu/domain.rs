@@ -231,8 +231,8 @@ unsafe extern "C" fn get_top_lock(table: *mut bindings::pt_iommu) -> *mut bindin
     }
 }
 
-/// Nothing caches the top of the table: the DMA engine walks it through
-/// `iova_to_phys` each time.
+/// Nothing caches the top of the table: the DMA engine reads it (and walks
+/// the table) for every page it translates.
 ///
 /// # Safety
 ///
@@ -281,4 +281,30 @@ unsafe extern "C" fn free_paging(domain: *mut bindings::iommu_domain) {
         // Taken in `new_paging`. Only `return` runs in the module after this.
         bindings::module_put(crate::THIS_MODULE);
     }
+}
+
+/// The top of a paging domain's table, as the DMA engine walks it: the
+/// physical address of the top table and its level (0: a table of 4 KiB
+/// pages).
+///
+/// # Safety
+///
+/// `domain` is a live paging domain of this IOMMU (the caller holds the
+/// fence of a function attached to it).
+pub(super) unsafe fn top(domain: *mut bindings::iommu_domain) -> (u64, u32) {
+    // SAFETY: see the function's safety section. The library updates the
+    // top (a table growing, DYNAMIC_TOP) with WRITE_ONCE, after the new top
+    // table is filled in; the old top stays valid as its child.
+    let top = unsafe {
+        core::ptr::read_volatile(&raw const (*paging_of(domain)).pt.amdpt.common.top_of_table)
+    };
+    let mask = bindings::PT_TOP_LEVEL_MASK as usize;
+    // SAFETY: reads a variable set once at boot. The table is a page of
+    // the page allocator (iommu-pages), in the direct map, so its physical
+    // address is its offset in that map.
+    let direct_map = unsafe { bindings::page_offset_base };
+    (
+        (top & !mask).wrapping_sub(direct_map) as u64,
+        (top & mask) as u32,
+    )
 }

@@ -67,14 +67,78 @@ pub(crate) struct Translation<'a> {
     _fence: Guard<'a, Fence, SpinLockBackend>,
 }
 
+/// Which way a DMA access goes: what the mapping must permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The device reads memory (`IOMMU_READ`).
+    Read,
+    /// The device writes memory (`IOMMU_WRITE`).
+    Write,
+}
+
+/// The bits of an AMD v1 page-table entry the walk reads
+/// (drivers/iommu/generic_pt/fmt/amdv1.h).
+mod pte {
+    /// Present.
+    pub(super) const PR: u64 = 1;
+    /// Next level: 0 or 7 (a contiguous range) mark a leaf.
+    pub(super) const NEXT_LEVEL_SHIFT: u32 = 9;
+    pub(super) const NEXT_LEVEL_SIZE: u64 = 7;
+    /// Output address, bits 51:12.
+    pub(super) const OA: u64 = ((1 << 52) - 1) & !((1 << 12) - 1);
+    /// Readable by the device.
+    pub(super) const IR: u64 = 1 << 61;
+    /// Writable by the device.
+    pub(super) const IW: u64 = 1 << 62;
+}
+
+// The walk takes table addresses from the entries as they are: under SME
+// the library would set the encryption bit in them (ENCRYPT_TABLES).
+#[cfg(CONFIG_AMD_MEM_ENCRYPT)]
+compile_error!("the DMA engine's page-table walk does not strip SME's encryption bit");
+
 impl Translation<'_> {
-    /// The physical address IOVA `iova` maps to, if it is mapped.
-    pub(crate) fn phys(&self, iova: u64) -> Option<u64> {
+    /// The physical address IOVA `iova` maps to, if it is mapped with the
+    /// permission `access` needs: an IOMMU faults a write through a
+    /// read-only mapping (`IOMMU_READ` only), and a read through a
+    /// write-only one.
+    pub(crate) fn phys(&self, iova: u64, access: Access) -> Option<u64> {
         // SAFETY: the domain stays attached, hence allocated, while the
         // fence is held (attach and free wait for it); the lookup walks the
         // page table without sleeping.
         let p = unsafe { bindings::iommu_iova_to_phys(self.domain, iova) };
-        (p != 0).then_some(p)
+        let bit = match access {
+            Access::Read => pte::IR,
+            Access::Write => pte::IW,
+        };
+        (p != 0 && self.leaf(iova)? & bit != 0).then_some(p)
+    }
+
+    /// The leaf entry that maps `iova`, read the way the hardware would
+    /// walk the table: from the top, 9 bits of IOVA per level above the
+    /// 4 KiB page offset.
+    fn leaf(&self, iova: u64) -> Option<u64> {
+        // SAFETY: the fence is held (see `phys`).
+        let (mut table, mut level) = unsafe { domain::top(self.domain) };
+        // The top table covers 2^(12 + 9 * (level + 1)) bytes of IOVA.
+        if iova.checked_shr(12 + 9 * (level + 1)).unwrap_or(0) != 0 {
+            return None;
+        }
+        loop {
+            let index = (iova >> (12 + 9 * level)) & 511;
+            // Table pages are freed only after an IOTLB flush, which waits
+            // for the fence.
+            let entry = crate::physmem::read_u64(table + index * 8)?;
+            if entry & pte::PR == 0 {
+                return None;
+            }
+            let next = (entry >> pte::NEXT_LEVEL_SHIFT) & 7;
+            if level == 0 || next == 0 || next == pte::NEXT_LEVEL_SIZE {
+                return Some(entry);
+            }
+            table = entry & pte::OA;
+            level -= 1;
+        }
     }
 }
 

@@ -41,12 +41,19 @@ pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
 pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
 /// `VFIO_DEVICE_PCI_HOT_RESET`: a [`HotReset`] header and the group fds.
 pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
+/// `VFIO_IOMMU_MAP_DMA` (type1 container): [`DmaMap`].
+pub const VFIO_IOMMU_MAP_DMA: u64 = vfio_io(13);
 /// `VFIO_DEVICE_IOEVENTFD`: [`Ioeventfd`].
 pub const VFIO_DEVICE_IOEVENTFD: u64 = vfio_io(16);
 /// `VFIO_DEVICE_FEATURE`: a [`Feature`] header, then the feature's data.
 pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
 /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev path): [`BindIommufd`].
 pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = vfio_io(18);
+
+/// `VFIO_DMA_MAP_FLAG_READ`: the device may read the mapping.
+pub const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
+/// `VFIO_DMA_MAP_FLAG_WRITE`: the device may write the mapping.
+pub const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
 
 /// What `VFIO_GET_API_VERSION` returns.
 pub const VFIO_API_VERSION: i32 = 0;
@@ -301,6 +308,23 @@ pub struct BindIommufd {
     pub out_devid: u32,
 }
 
+/// `struct vfio_iommu_type1_dma_map`: map `size` bytes of the process's
+/// memory at `vaddr` to `iova` in the container's IOMMU domain.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DmaMap {
+    /// Size of this struct.
+    pub argsz: u32,
+    /// `VFIO_DMA_MAP_FLAG_READ` and/or `VFIO_DMA_MAP_FLAG_WRITE`.
+    pub flags: u32,
+    /// Process virtual address (page aligned).
+    pub vaddr: u64,
+    /// IO virtual address (page aligned).
+    pub iova: u64,
+    /// Bytes (whole pages).
+    pub size: u64,
+}
+
 /// `struct vfio_irq_info`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
@@ -367,6 +391,7 @@ mod tests {
         assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
         assert_eq!(VFIO_DEVICE_RESET, 0x3b6f);
         assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3b76);
+        assert_eq!(VFIO_IOMMU_MAP_DMA, 0x3b71);
         assert_eq!(VFIO_DEVICE_GET_IRQ_INFO, 0x3b6d);
         assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3b6e);
         assert_eq!(VFIO_DEVICE_IOEVENTFD, 0x3b74);

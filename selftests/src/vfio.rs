@@ -7,7 +7,7 @@
 
 use crate::error::{last_os, Context, Result};
 use crate::sys;
-use crate::uapi::{self, argsz, BindIommufd, DeviceInfo, GroupStatus, RegionInfo};
+use crate::uapi::{self, argsz, BindIommufd, DeviceInfo, DmaMap, GroupStatus, RegionInfo};
 use crate::{err, sysfs};
 use std::ffi::CString;
 use std::fs::OpenOptions;
@@ -608,6 +608,35 @@ impl Device {
                 .unwrap_or(sys::EINVAL));
         }
         Ok(0)
+    }
+
+    /// `VFIO_IOMMU_MAP_DMA` on the device's type1 container (group path,
+    /// real IOMMU): `size` bytes at `vaddr` to `iova`, with `flags`
+    /// ([`uapi::VFIO_DMA_MAP_FLAG_READ`], [`uapi::VFIO_DMA_MAP_FLAG_WRITE`]).
+    pub fn map_dma(&self, vaddr: usize, iova: u64, size: u64, flags: u32) -> Result<()> {
+        let container = match (self.path, &self._iommu) {
+            (Path::Group, Some(c)) => c.as_raw_fd(),
+            _ => return Err(err!("{}: no type1 container (opened by cdev)", self.bdf)),
+        };
+        let mut map = DmaMap {
+            argsz: argsz::<DmaMap>(),
+            flags,
+            vaddr: vaddr as u64,
+            iova,
+            size,
+        };
+        // SAFETY: `map` is a live `vfio_iommu_type1_dma_map` with argsz
+        // set; the kernel pins the memory it names, which the caller keeps
+        // mapped.
+        unsafe {
+            ioctl(
+                container,
+                uapi::VFIO_IOMMU_MAP_DMA,
+                &raw mut map as usize,
+                &format!("VFIO_IOMMU_MAP_DMA(iova {iova:#x}, flags {flags:#x})"),
+            )?
+        };
+        Ok(())
     }
 
     /// `VFIO_DEVICE_RESET`.

@@ -26,7 +26,10 @@
 //! * `irq-fire BDF`: MSI and MSI-X delivery end to end through stock
 //!   vfio-pci: mock-pci's debugfs `fire` sends a vector, exactly its
 //!   eventfd fires; forged messages are dropped, masked vectors pending,
-//!   disabled ones not sent (mock-pci's `irqs` counters).
+//!   disabled ones not sent (mock-pci's `irqs` counters);
+//! * `dma-perm BDF`: the DMA engine (`dma=1`) behind the software IOMMU
+//!   (`iommu=1`) faults a write into a read-only VFIO mapping and a read
+//!   out of a write-only one, and copies where the mappings permit.
 //!
 //! Bad usage exits 1 with the usage on stderr. x86_64 only, like the
 //! probe it uses.
@@ -34,6 +37,7 @@
 vfio_revoke_selftests::x86_64_only! {
     mod bad_input;
     mod common;
+    mod dma_perm;
     mod fail_nth;
     mod hot_reset;
     mod irq_fire;
@@ -49,7 +53,8 @@ const USAGE: &str = "usage: mock_pci_checks roundtrip BDF
        mock_pci_checks bad-input-vs-stock BDF
        mock_pci_checks fail-nth N KO [PARAM...]
        mock_pci_checks irq-info BDF
-       mock_pci_checks irq-fire BDF";
+       mock_pci_checks irq-fire BDF
+       mock_pci_checks dma-perm BDF";
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -66,6 +71,7 @@ fn main() {
         ["bad-input-vs-stock", _] if bdf_ok(&args[1..]) => bad_input::run(&args[1]),
         ["irq-info", _] if bdf_ok(&args[1..]) => irq_info::run(&args[1]),
         ["irq-fire", _] if bdf_ok(&args[1..]) => irq_fire::run(&args[1]),
+        ["dma-perm", _] if bdf_ok(&args[1..]) => dma_perm::run(&args[1]),
         ["fail-nth", n, _, ..] if n.parse::<u32>().is_ok() => {
             fail_nth::run(n, &args[2], &args[3..])
         }
