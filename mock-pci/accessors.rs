@@ -116,6 +116,9 @@ unsafe extern "C" fn write(
         Some(Event::FunctionReset(slot)) => {
             pr_debug!("{:04x}:{:02x}:{:02x}.0: function reset\n", d, nr, slot);
         }
+        Some(Event::VfReset(slot, f)) => {
+            pr_debug!("{:04x}:{:02x}:{:02x}.{}: function reset\n", d, nr, slot, f);
+        }
         Some(Event::BusResetAsserted) => {
             pr_debug!("{:04x}:{:02x}:00.0: secondary bus reset asserted\n", d, nr);
         }

@@ -19,9 +19,12 @@ use crate::{
 };
 use kernel::{bindings, prelude::*};
 
-/// Bytes of conventional configuration space. Extended space (0x100 and up)
-/// reads as zero: a valid, empty extended capability list.
-pub(crate) const CFG_SIZE: usize = 256;
+/// Bytes of configuration space a function stores: the conventional space
+/// and the first extended capability, where a Physical Function has its
+/// SR-IOV capability (sriov.rs). The rest of extended space reads as zero;
+/// a function without an extended capability has only zeroes from 0x100
+/// on: a valid, empty extended capability list.
+pub(crate) const CFG_SIZE: usize = 0x140;
 
 /// Offset of the power-management capability.
 pub(crate) const PM_CAP: usize = 0x40;
@@ -110,12 +113,14 @@ pub(crate) const DEVCTL_RW: u16 = (bindings::PCI_EXP_DEVCTL_CERE
 
 /// Power-on values and write masks of a mock function: the module
 /// parameters' one, or a configfs device's (each slot has a copy, see
-/// fabric.rs). All zeroes is a valid (blank) template.
+/// fabric.rs). All zeroes is a valid (blank) template. `N` is the number of
+/// register bytes: [`CFG_SIZE`], or fewer for the Virtual Functions of
+/// sriov.rs, which have no capability past their PCI Express one.
 #[derive(Clone, Zeroable)]
-pub(crate) struct Template {
-    regs: [u8; CFG_SIZE],
-    wmask: [u8; CFG_SIZE],
-    w1c: [u8; CFG_SIZE],
+pub(crate) struct Template<const N: usize = CFG_SIZE> {
+    regs: [u8; N],
+    wmask: [u8; N],
+    w1c: [u8; N],
     /// Whether there is an MSI capability (at [`msi::MSI_CAP`]).
     msi: bool,
     /// The MSI-X table; no MSI-X capability if it has no entries.
@@ -182,10 +187,12 @@ impl Template {
     pub(crate) fn bars(&self) -> BarSizes {
         self.bars
     }
+}
 
+impl<const N: usize> Template<N> {
     /// Power management capability, version 3, D0 and D3hot only, without
     /// No_Soft_Reset: leaving D3hot resets the function.
-    fn init_pm_cap(&mut self) {
+    pub(crate) fn init_pm_cap(&mut self) {
         self.set8(PM_CAP, bindings::PCI_CAP_ID_PM as u8);
         self.set8(PM_CAP + 1, EXP_CAP as u8);
         self.set16(PM_CAP + bindings::PCI_PM_PMC as usize, 3);
@@ -194,7 +201,7 @@ impl Template {
 
     /// PCI Express capability, version 2, endpoint (below the Root Port,
     /// on a x1 2.5 GT/s link), with Function Level Reset.
-    fn init_exp_cap(&mut self) {
+    pub(crate) fn init_exp_cap(&mut self) {
         self.set8(EXP_CAP, bindings::PCI_CAP_ID_EXP as u8);
         self.set8(EXP_CAP + 1, 0);
         let flags = 2 | (bindings::PCI_EXP_TYPE_ENDPOINT << 4) as u16;
@@ -214,7 +221,7 @@ impl Template {
         self.set_mask16(EXP_DEVSTA, 0, DEVSTA_W1C);
         let lnkctl_rw = bindings::PCI_EXP_LNKCTL_RCB as u16;
         self.init_link(EXP_CAP, 0, lnkctl_rw);
-        const { assert!(EXP_CAP + EXP_CAP_SIZE <= CFG_SIZE) };
+        const { assert!(EXP_CAP + EXP_CAP_SIZE <= N) };
     }
 
     /// Link registers of a PCI Express capability at `exp`: a x1 link at
@@ -237,13 +244,22 @@ impl Template {
     /// A template with every register zero and read-only.
     pub(crate) fn blank() -> Self {
         Template {
-            regs: [0; CFG_SIZE],
-            wmask: [0; CFG_SIZE],
-            w1c: [0; CFG_SIZE],
+            regs: [0; N],
+            wmask: [0; N],
+            w1c: [0; N],
             msi: false,
             msix: msix::Table::default(),
             bars: BarSizes { bar0: 0, bar2: 0 },
         }
+    }
+
+    /// The power-on value of the `size` bytes at `at`, little endian (zero
+    /// past the stored registers).
+    pub(crate) fn value(&self, at: usize, size: usize) -> u32 {
+        (0..size).fold(0, |v, i| {
+            let b = self.regs.get(at + i).copied().unwrap_or(0);
+            v | u32::from(b) << (8 * i)
+        })
     }
 
     /// Sets the power-on value of the byte at `at`.
@@ -283,8 +299,8 @@ impl Template {
     /// The first offset at which `self` and `other` differ in a power-on
     /// value or a mask, if any.
     #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn first_difference(&self, other: &Template) -> Option<usize> {
-        (0..CFG_SIZE).find(|&i| {
+    pub(crate) fn first_difference(&self, other: &Template<N>) -> Option<usize> {
+        (0..N).find(|&i| {
             self.regs[i] != other.regs[i]
                 || self.wmask[i] != other.wmask[i]
                 || self.w1c[i] != other.w1c[i]
@@ -293,15 +309,16 @@ impl Template {
 }
 
 /// Register values of one function. All zeroes is a valid (powered-off)
-/// state; [`ConfigSpace::reset`] brings it to the power-on state.
+/// state; [`ConfigSpace::reset`] brings it to the power-on state. `N` is
+/// the number of register bytes, as in [`Template`].
 #[derive(Zeroable)]
-pub(crate) struct ConfigSpace {
-    regs: [u8; CFG_SIZE],
+pub(crate) struct ConfigSpace<const N: usize = CFG_SIZE> {
+    regs: [u8; N],
 }
 
-impl ConfigSpace {
+impl<const N: usize> ConfigSpace<N> {
     /// Reads `size` (1, 2 or 4) bytes at `offset`, little endian. Reads past
-    /// the conventional space return zero.
+    /// the stored registers return zero.
     pub(crate) fn read(&self, offset: usize, size: usize) -> u32 {
         (0..size).fold(0, |v, i| {
             let b = self.regs.get(offset + i).copied().unwrap_or(0);
@@ -312,7 +329,13 @@ impl ConfigSpace {
     /// Writes `size` bytes of `value` at `offset`, honouring the read-only
     /// and write-1-to-clear masks of `t`, and reports a reset if the write
     /// caused one (FLR, or PMCSR from D3hot to D0).
-    pub(crate) fn write(&mut self, t: &Template, offset: usize, size: usize, value: u32) -> Effect {
+    pub(crate) fn write(
+        &mut self,
+        t: &Template<N>,
+        offset: usize,
+        size: usize,
+        value: u32,
+    ) -> Effect {
         let old_power = self.power_state();
         self.store(t, offset, size, value);
         if t.msi {
@@ -334,9 +357,9 @@ impl ConfigSpace {
     /// Stores `size` bytes of `value` at `offset` as software writes them:
     /// read-only bits keep their value, write-1-to-clear bits clear where
     /// `value` has ones. No side effects.
-    pub(crate) fn store(&mut self, t: &Template, offset: usize, size: usize, value: u32) {
+    pub(crate) fn store(&mut self, t: &Template<N>, offset: usize, size: usize, value: u32) {
         for i in 0..size {
-            let Some(at) = offset.checked_add(i).filter(|&at| at < CFG_SIZE) else {
+            let Some(at) = offset.checked_add(i).filter(|&at| at < N) else {
                 break;
             };
             let v = (value >> (8 * i)) as u8;
@@ -362,7 +385,7 @@ impl ConfigSpace {
     }
 
     /// Back to the power-on state (conventional reset).
-    pub(crate) fn reset(&mut self, t: &Template) {
+    pub(crate) fn reset(&mut self, t: &Template<N>) {
         self.regs = t.regs;
     }
 

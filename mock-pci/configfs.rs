@@ -5,7 +5,7 @@
 //! creates a description with the module parameters' values; its
 //! attributes (`vendor`, `device`, `subsys_vendor`, `subsys_device`,
 //! `class`, `revision`, `bar0_size`, `bar2_size`, `msi_vectors`,
-//! `msix_vectors`, `intx`, `dma`, `slot`) change it while the device is
+//! `msix_vectors`, `intx`, `dma`, `sriov_vfs`, `slot`) change it while the device is
 //! disabled; `enable` 1 plugs the device on the mock bus (in `slot`, or the
 //! first free one), 0 unplugs it; `bdf` names it while it is enabled.
 //! `rmdir` unplugs an enabled device first (waiting, like `del_device`,
@@ -27,7 +27,7 @@ use crate::{
     config::{BarSizes, Identity, Template},
     control::Handle,
     msi::Irqs,
-    params,
+    params, sriov,
 };
 use kernel::{
     configfs::{self, AttributeOperations},
@@ -48,6 +48,8 @@ pub(crate) struct Description {
     pub(crate) bars: BarSizes,
     pub(crate) irqs: Irqs,
     pub(crate) dma: bool,
+    /// Virtual Functions the function may enable (0: no SR-IOV).
+    pub(crate) sriov_vfs: u16,
 }
 
 /// The attributes that describe the function.
@@ -65,6 +67,7 @@ pub(crate) enum Field {
     MsixVectors,
     Intx,
     Dma,
+    SriovVfs,
 }
 
 impl Field {
@@ -83,6 +86,7 @@ impl Field {
             Field::MsixVectors => "msix_vectors",
             Field::Intx => "intx",
             Field::Dma => "dma",
+            Field::SriovVfs => "sriov_vfs",
         }
     }
 }
@@ -182,6 +186,9 @@ impl Description {
             }
             Field::Intx => self.irqs.intx = boolean(name, text)?,
             Field::Dma => self.dma = boolean(name, text)?,
+            Field::SriovVfs => {
+                self.sriov_vfs = params::sriov_vfs(number(name, text, "0 to 7")?)?;
+            }
         }
         Ok(())
     }
@@ -202,12 +209,14 @@ impl Description {
             Field::MsixVectors => writeln!(w, "{}", self.irqs.msix),
             Field::Intx => writeln!(w, "{}", u8::from(self.irqs.intx)),
             Field::Dma => writeln!(w, "{}", u8::from(self.dma)),
+            Field::SriovVfs => writeln!(w, "{}", self.sriov_vfs),
         }
     }
 
     /// The function's configuration space.
     fn template(&self) -> Template {
-        Template::new(&self.identity, &self.bars, &self.irqs)
+        let t = Template::new(&self.identity, &self.bars, &self.irqs);
+        sriov::with_cap(t, self.sriov_vfs, self.identity.device)
     }
 }
 
@@ -262,6 +271,7 @@ impl configfs::GroupOperations for Devices {
                 enable: 12,
                 slot: 13,
                 bdf: 14,
+                sriov_vfs: 15,
             ],
         };
         Ok(configfs::Group::new(
@@ -407,6 +417,7 @@ field_attributes! {
     9 => MsixVectors,
     10 => Intx,
     11 => Dma,
+    15 => SriovVfs,
 }
 
 /// `enable`: 1 plugs the device, 0 unplugs it.
@@ -477,6 +488,7 @@ mod tests {
             bars: MAX,
             irqs: Irqs::default(),
             dma: false,
+            sriov_vfs: 0,
         }
     }
 
@@ -531,9 +543,11 @@ mod tests {
             (Field::MsixVectors, "16"),
             (Field::Intx, "1"),
             (Field::Dma, "1"),
+            (Field::SriovVfs, "7"),
         ] {
             d.set(field, text, &MAX)?;
         }
+        assert_eq!(d.sriov_vfs, 7);
         assert_eq!(d.identity.device, 0xbeef);
         assert_eq!(d.identity.subsys_vendor, 0x1af4);
         assert_eq!(d.identity.class, 0x02_0000);
@@ -577,6 +591,8 @@ mod tests {
             (Field::MsixVectors, "2048"),
             (Field::Intx, "2"),
             (Field::Dma, "on"),
+            (Field::SriovVfs, "8"),
+            (Field::SriovVfs, "-1"),
         ] {
             let mut d = defaults();
             assert_eq!(d.set(field, text, &MAX), Err(EINVAL));

@@ -11,7 +11,10 @@
 //! tables, and the rest of BAR memory keeps its contents), and holds them
 //! in reset, unreachable, until it is released. Each slot has its own copy
 //! of the function's [`Template`] (the module parameters' one, or a
-//! configfs device's) and says whether it has a DMA engine. Plain data,
+//! configfs device's) and says whether it has a DMA engine. A function with
+//! an SR-IOV capability has up to seven Virtual Functions, functions 1 to 7
+//! of its slot, which answer only while its VF Enable is set (sriov.rs).
+//! Plain data,
 //! guarded by the host's raw spinlock; the accessors call in with
 //! interrupts off.
 
@@ -19,6 +22,7 @@ use crate::{
     bridge::{PortEffect, RootPort},
     config::{ConfigSpace, Effect, Template},
     layout::{Layout, MAX_SLOTS},
+    sriov::{self, VfSpace, VfTemplate, MAX_VFS},
 };
 use kernel::{bindings, prelude::*};
 
@@ -39,6 +43,9 @@ pub(crate) enum Event {
     None,
     /// The function in this slot reset itself (FLR, D3hot to D0).
     FunctionReset(usize),
+    /// The Virtual Function (slot, function number) reset itself (FLR,
+    /// D3hot to D0); it has no state in BAR memory.
+    VfReset(usize, usize),
     /// Secondary Bus Reset was asserted: every function on the secondary
     /// bus was reset and is held in reset.
     BusResetAsserted,
@@ -51,6 +58,9 @@ pub(crate) enum Event {
 enum Target {
     Port,
     Function(usize),
+    /// Virtual Function `.1` (0-based: function `.1 + 1`) of the PF in
+    /// slot `.0`.
+    Vf(usize, usize),
 }
 
 /// What became of the vectors a function raised, and of its INTx line,
@@ -105,12 +115,10 @@ pub(crate) struct Fabric {
     resets: [u32; MAX_SLOTS],
     irqs: [IrqStats; MAX_SLOTS],
     dma: [DmaStats; MAX_SLOTS],
-}
-
-/// The slot a `devfn` addresses, if it is function 0 of a slot we emulate.
-fn slot_of(devfn: u32) -> Option<usize> {
-    let slot = (devfn >> 3) as usize;
-    (devfn & 7 == 0 && slot < MAX_SLOTS).then_some(slot)
+    /// The Virtual Functions of the function in each slot, if it is a PF.
+    vfs: [[VfSpace; MAX_VFS]; MAX_SLOTS],
+    /// Power-on values and masks of every Virtual Function.
+    vf_template: VfTemplate,
 }
 
 impl Fabric {
@@ -135,6 +143,7 @@ impl Fabric {
             return;
         };
         own.clone_from(t);
+        sriov::place(own, slot);
         let t = &*own;
         cfg.reset(t);
         let bar = bindings::PCI_BASE_ADDRESS_0 as usize;
@@ -146,6 +155,9 @@ impl Fabric {
         self.irqs[slot] = IrqStats::default();
         self.dma[slot] = DmaStats::default();
         self.engines[slot] = false;
+        if sriov::has_cap(t) {
+            self.vf_template = sriov::vf_template();
+        }
     }
 
     /// Gives the function in `slot` a DMA engine, or takes it away.
@@ -224,9 +236,23 @@ impl Fabric {
         if self.port.in_reset() || bus != self.port.secondary() {
             return None;
         }
-        slot_of(devfn)
-            .filter(|&s| self.present[s])
-            .map(Target::Function)
+        let (slot, f) = ((devfn >> 3) as usize, (devfn & 7) as usize);
+        if !self.present.get(slot).copied().unwrap_or(false) {
+            return None;
+        }
+        if f == 0 {
+            return Some(Target::Function(slot));
+        }
+        (f <= usize::from(sriov::enabled_vfs(&self.funcs[slot]))).then_some(Target::Vf(slot, f - 1))
+    }
+
+    /// The number of Virtual Functions of the PF in `slot` that answer
+    /// (0 while VF Enable is clear, or if it is no PF).
+    pub(crate) fn enabled_vfs(&self, slot: usize) -> u16 {
+        if !self.present(slot) {
+            return 0;
+        }
+        self.funcs.get(slot).map_or(0, sriov::enabled_vfs)
     }
 
     /// Reads `size` bytes at `offset` of the function at `bus`/`devfn`;
@@ -235,6 +261,12 @@ impl Fabric {
         match self.route(bus, devfn)? {
             Target::Port => Some(self.port.read(offset, size)),
             Target::Function(s) => Some(self.funcs[s].read(offset, size)),
+            Target::Vf(s, v) => Some(sriov::read_vf(
+                &self.vfs[s][v],
+                &self.funcs[s],
+                offset,
+                size,
+            )),
         }
     }
 
@@ -259,13 +291,28 @@ impl Fabric {
                 }
                 PortEffect::ResetReleased => Event::BusResetReleased,
             }),
-            Target::Function(s) => Some(
-                match self.funcs[s].write(&self.templates[s], offset, size, value) {
+            Target::Function(s) => {
+                let enabled = sriov::vf_enable(&self.funcs[s]);
+                let effect =
+                    sriov::write_pf(&mut self.funcs[s], &self.templates[s], offset, size, value);
+                if !enabled && sriov::vf_enable(&self.funcs[s]) {
+                    // VF Enable rose: the VFs come out of reset.
+                    for vf in &mut self.vfs[s] {
+                        vf.reset(&self.vf_template);
+                    }
+                }
+                Some(match effect {
                     Effect::None => Event::None,
                     Effect::Reset => {
                         self.resets[s] = self.resets[s].wrapping_add(1);
                         Event::FunctionReset(s)
                     }
+                })
+            }
+            Target::Vf(s, v) => Some(
+                match self.vfs[s][v].write(&self.vf_template, offset, size, value) {
+                    Effect::None => Event::None,
+                    Effect::Reset => Event::VfReset(s, v + 1),
                 },
             ),
         }

@@ -32,6 +32,7 @@ use crate::{
     msi_domain::MsiDomain,
     params::Settings,
     raw_lock::{new_raw_spinlock_irq, RawSpinLockIrq},
+    sriov,
     window::Window,
 };
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -299,7 +300,11 @@ impl Host {
                 }),
                 templates: Templates {
                     port: bridge::template(),
-                    func: Template::new(&settings.identity, &layout.bars(), &settings.irqs),
+                    func: sriov::with_cap(
+                        Template::new(&settings.identity, &layout.bars(), &settings.irqs),
+                        settings.sriov_vfs,
+                        settings.identity.device,
+                    ),
                 },
                 layout,
                 window,

@@ -45,6 +45,9 @@ mod params;
 mod physmem;
 mod poller;
 mod raw_lock;
+mod sriov;
+#[cfg(CONFIG_KUNIT)]
+mod sriov_tests;
 mod window;
 
 module! {
@@ -123,6 +126,10 @@ module! {
             default: 0,
             description: "MSI-X table entries of every device: 0 (default) for no MSI-X capability, or 1 to 2048; the table and PBA live in the upper half of BAR2; delivered through the bus's isolated MSI domain (debugfs fire 'msix N')",
         },
+        sriov_vfs: u32 {
+            default: 0,
+            description: "SR-IOV Virtual Functions every device may enable (sysfs sriov_numvfs): 0 (default) for no SR-IOV capability, or 1 to 7 (functions 1..7 of the device's slot; no VF BARs)",
+        },
         intx: bool {
             default: false,
             description: "Give every device Interrupt Pin INTA#, a level interrupt of its own on the bus's INTx domain (debugfs fire 'intx 1' asserts it)",
@@ -176,6 +183,7 @@ fn raw_params() -> params::Raw {
             msix: p::msix_vectors.value(),
             intx: p::intx.value(),
         },
+        sriov_vfs: p::sriov_vfs.value(),
     }
 }
 
@@ -211,6 +219,7 @@ fn load() -> Result<(
         bars: l.bars(),
         irqs: settings.irqs,
         dma: settings.dma,
+        sriov_vfs: settings.sriov_vfs,
     };
     Ok((host, control, defaults))
 }

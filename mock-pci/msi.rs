@@ -121,7 +121,7 @@ fn init_msix(t: &mut Template, table: &msix::Table) {
 /// After a write to the MSI capability of `c`, lowers Multiple Message
 /// Enable to Multiple Message Capable if it asked for more vectors than the
 /// function has.
-pub(crate) fn clamp_mme(c: &mut ConfigSpace) {
+pub(crate) fn clamp_mme<const N: usize>(c: &mut ConfigSpace<N>) {
     let flags = c.read(MSI_FLAGS, 2);
     let mmc = (flags & MSI_QMASK) >> 1;
     let mme = (flags & MSI_QSIZE) >> 4;

@@ -4,13 +4,15 @@
 //! `EINVAL` and one log line that says what to use instead. (Whether an
 //! explicit `domain=` is free is only known when the host reserves it:
 //! host.rs, `EBUSY`.) The checks of one function's description
-//! ([`bar_size`], [`vendor`], [`class`], [`msi_vectors`], [`msix_vectors`])
+//! ([`bar_size`], [`vendor`], [`class`], [`msi_vectors`], [`msix_vectors`],
+//! [`sriov_vfs`])
 //! also check the attributes of configfs devices (configfs.rs).
 
 use crate::config::{BarSizes, Identity};
 use crate::layout::{Layout, LayoutError};
 use crate::msi::{Irqs, MAX_MSI_VECTORS};
 use crate::msix;
+use crate::sriov;
 use kernel::prelude::*;
 
 /// Smallest BAR the module creates: one page, so that every BAR can be mmapped.
@@ -35,6 +37,7 @@ pub(crate) struct Raw {
     pub(crate) dma: bool,
     pub(crate) identity: Identity,
     pub(crate) irqs: Irqs,
+    pub(crate) sriov_vfs: u32,
 }
 
 /// Validated settings.
@@ -53,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) iommu: bool,
     /// Give every function a DMA engine.
     pub(crate) dma: bool,
+    /// Virtual Functions every function may enable (0: no SR-IOV).
+    pub(crate) sriov_vfs: u16,
 }
 
 /// Checks a BAR size parameter: a power of two of at least [`MIN_BAR_SIZE`].
@@ -124,6 +129,23 @@ pub(crate) fn msix_vectors(n: u32, bar2_size: u64) -> Result<u32> {
         return Err(EINVAL);
     }
     Ok(n)
+}
+
+/// Checks `sriov_vfs=`: 0 (no SR-IOV capability) to [`sriov::MAX_VFS`]
+/// Virtual Functions, functions 1 to 7 of the PF's slot.
+pub(crate) fn sriov_vfs(n: u32) -> Result<u16> {
+    match u16::try_from(n) {
+        Ok(n) if usize::from(n) <= sriov::MAX_VFS => Ok(n),
+        _ => {
+            pr_err!(
+                "sriov_vfs={} is invalid: use 0 (no SR-IOV) to {} (the VFs are functions 1 to {} of the device's slot)\n",
+                n,
+                sriov::MAX_VFS,
+                sriov::MAX_VFS
+            );
+            Err(EINVAL)
+        }
+    }
 }
 
 /// Checks a vendor ID: anything but 0 and 0xffff.
@@ -200,6 +222,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         intx: raw.irqs.intx,
     };
     let domain = domain(raw.domain)?;
+    let sriov_vfs = sriov_vfs(raw.sriov_vfs)?;
     let layout = layout(raw, bars)?;
     let num_devs = raw.num_devs as usize;
     if num_devs > layout.slots() {
@@ -219,6 +242,7 @@ pub(crate) fn validate(raw: &Raw) -> Result<Settings> {
         allow_any_reserved: raw.allow_any_reserved,
         iommu: raw.iommu,
         dma: raw.dma,
+        sriov_vfs,
     })
 }
 
@@ -239,6 +263,7 @@ mod tests {
             dma: false,
             identity: crate::config_tests::ID,
             irqs: Irqs::default(),
+            sriov_vfs: 0,
         }
     }
 
@@ -311,8 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn sriov_vfs_up_to_seven() {
+        for n in 0..=7 {
+            assert_eq!(sriov_vfs(n), Ok(n as u16));
+        }
+        for n in [8, 0x1_0001, u32::MAX] {
+            assert_eq!(sriov_vfs(n), Err(EINVAL));
+        }
+    }
+
+    #[test]
     fn rejects_bad_settings() {
-        let cases: [fn(&mut Raw); 10] = [
+        let cases: [fn(&mut Raw); 11] = [
             |r| r.num_devs = 33,
             |r| r.bar0_size = 3 << 20,
             |r| r.window_size = 1 << 20,
@@ -323,6 +358,7 @@ mod tests {
             |r| r.irqs.msi = 3,
             |r| r.irqs.msix = 2049,
             |r| r.irqs.msix = 2048,
+            |r| r.sriov_vfs = 8,
         ];
         for change in cases {
             let mut raw = defaults();

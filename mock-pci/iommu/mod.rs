@@ -6,7 +6,8 @@
 //! node, before the mock host bridge scans, and accepts only the functions
 //! on the mock bus's secondary bus (not the Root Port, not other devices of
 //! the machine: `probe_device` answers `ENODEV` for those). Each function
-//! gets an IOMMU group of its own (`generic_device_group`), so VFIO sees
+//! (Virtual Functions included) gets an IOMMU group of its own
+//! (`generic_device_group`), so VFIO sees
 //! numeric, viable groups and iommufd a real IOMMU: type1 containers and
 //! iommufd IOAS work with mock devices exactly as with hardware.
 //!
@@ -274,7 +275,14 @@ pub(super) unsafe fn attached(dev: *mut bindings::device, paging: *mut bindings:
     }
     // SAFETY: a probed device is a mock function, a `pci_dev`; the
     // registration outlives its devices.
-    let slot = unsafe { (*kernel::container_of!(dev, bindings::pci_dev, dev)).devfn >> 3 } as usize;
+    let devfn = unsafe { (*kernel::container_of!(dev, bindings::pci_dev, dev)).devfn };
+    // Only function 0 of a slot has a DMA engine; a Virtual Function
+    // (functions 1 to 7, sriov.rs) does no DMA and must not change the
+    // translation of its PF, which shares its slot number.
+    if devfn & 7 != 0 {
+        return;
+    }
+    let slot = (devfn >> 3) as usize;
     // SAFETY: as above.
     if let Some(d) = unsafe { &*reg }.fence.lock().0.get_mut(slot) {
         *d = paging as usize;
