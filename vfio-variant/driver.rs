@@ -53,8 +53,11 @@ impl VariantDriver {
 
 impl vfio::Driver for VariantDriver {
     const NAME: &'static CStr = c"vfio_variant";
-    const OPS_NAME: &'static CStr = c"vfio-variant";
     type Data = State;
+
+    fn sriov(&self) -> bool {
+        module_parameters::enable_sriov.value()
+    }
 
     fn init(_core: &CoreDevice) -> impl PinInit<State, Error> {
         State::new(module_parameters::legacy.value())

@@ -50,6 +50,10 @@ module! {
             default: false,
             description: "Insert 4 KiB entries only, never PMDs: for kernels without the copy_huge_pmd() fork fix (README)",
         },
+        enable_sriov: bool {
+            default: false,
+            description: "Let sriov_numvfs create Virtual Functions of a PF bound here (bound here too, each with the PF's VF token), as vfio-pci's enable_sriov",
+        },
         extra_id: u32 {
             default: 0,
             description: "Also bind this device ID, as 0xVVVVDDDD (testing on e.g. ivshmem 0x1af41110)",

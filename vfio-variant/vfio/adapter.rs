@@ -92,6 +92,7 @@ impl<T: Driver> Registration<T> {
                         id_table,
                         probe: Some(Self::probe),
                         remove: Some(Self::remove),
+                        sriov_configure: Some(Self::sriov_configure),
                         err_handler: &raw const bindings::vfio_pci_core_err_handlers,
                         driver_managed_dma: true,
                         ..pin_init::zeroed()
@@ -124,7 +125,7 @@ impl<T: Driver> Registration<T> {
     /// The `vfio_device_ops` of every device this driver binds: the
     /// vfio-pci core's functions, and the [`Driver`]'s where it has them.
     const VTABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
-        name: kernel::str::as_char_ptr_in_const_context(T::OPS_NAME).cast_mut(),
+        name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
         init: Some(Self::init),
         release: Some(Self::release),
         open_device: Some(Self::open_device),
@@ -208,6 +209,30 @@ impl<T: Driver> Registration<T> {
         unsafe {
             bindings::vfio_pci_core_unregister_device(core);
             bindings::vfio_put_device(&raw mut (*core).vdev);
+        }
+    }
+
+    /// `pci_driver.sriov_configure`: `nr_virtfn` Virtual Functions (0:
+    /// none) through the vfio-pci core, which captures them for this
+    /// driver and asks for the PF's VF token; `ENOENT` unless
+    /// [`Driver::sriov`].
+    ///
+    /// # Safety
+    ///
+    /// Called by the PCI core for a device bound to this registration
+    /// (sysfs `sriov_numvfs`, under the device lock).
+    unsafe extern "C" fn sriov_configure(pdev: *mut bindings::pci_dev, nr_virtfn: c_int) -> c_int {
+        // SAFETY: `pdev` is bound to this registration.
+        let driver = unsafe { Self::from_pdev(pdev) };
+        if !driver.sriov() {
+            return ENOENT.to_errno();
+        }
+        // SAFETY: drvdata is the core device set in probe, registered
+        // until remove, which the device lock keeps away.
+        unsafe {
+            let core = bindings::dev_get_drvdata(&raw const (*pdev).dev)
+                .cast::<bindings::vfio_pci_core_device>();
+            bindings::vfio_pci_core_sriov_configure(core, nr_virtfn)
         }
     }
 

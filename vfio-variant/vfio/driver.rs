@@ -14,10 +14,11 @@ use kernel::{mm::virt::VmaNew, prelude::*, uaccess::UserPtr};
 /// Methods with a default implementation call the vfio-pci core, which is
 /// what the stock vfio-pci driver does.
 pub(crate) trait Driver: Send + Sync + Sized + 'static {
-    /// Name of the PCI driver (`pci_driver.name`, the module's name in sysfs).
+    /// Name of the PCI driver (`pci_driver.name`, the module's name in
+    /// sysfs), and of its `vfio_device_ops`: the vfio-pci core sets a new
+    /// Virtual Function's `driver_override` to the ops' name, so the two
+    /// must be the same for the VFs of a PF bound here to bind here too.
     const NAME: &'static CStr;
-    /// Name of the `vfio_device_ops` (`vfio_device_ops.name`).
-    const OPS_NAME: &'static CStr;
     /// The driver's data of each device, stored after the core device.
     type Data: Send + Sync + 'static;
 
@@ -38,6 +39,14 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// unregistered from the vfio core (which waits until every user has
     /// closed it).
     fn remove(&self, _dev: &Device<Self::Data>) {}
+
+    /// Whether `sriov_numvfs` may create Virtual Functions of a PF bound to
+    /// this driver (`pci_driver.sriov_configure`, the vfio-pci core's
+    /// `vfio_pci_core_sriov_configure()`); vfio-pci's `enable_sriov`.
+    /// Without it the write fails with `ENOENT`, as on vfio-pci.
+    fn sriov(&self) -> bool {
+        false
+    }
 
     /// `vfio_device_ops.mmap`.
     fn mmap(dev: &OpenDevice<'_, Self::Data>, vma: &VmaNew) -> Result {

@@ -58,7 +58,6 @@
 //!
 //! impl Driver for MyDriver {
 //!     const NAME: &'static CStr = c"my_variant";
-//!     const OPS_NAME: &'static CStr = c"my-variant";
 //!     type Data = Data;
 //!     fn init(_core: &CoreDevice) -> impl PinInit<Data, Error> {
 //!         Ok(Data { resets: Atomic::new(0) })
