@@ -28,9 +28,9 @@
 //! [`IntxDomain::quiesce`] waits for the irq_work, then drop disposes of
 //! every mapping and removes the domain.
 
-use crate::host::Host;
+use crate::{host::Host, msi_domain::named_fwnode};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CString, types::Opaque};
+use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, types::Opaque};
 
 /// Hardware numbers: one per devfn.
 const HWIRQS: u32 = 256;
@@ -113,22 +113,7 @@ impl IntxDomain {
     /// before the bus is scanned, on the `IntxDomain` inside the pinned
     /// `Host`.
     pub(crate) fn create(&self, pci_domain: i32) -> Result {
-        let name = CString::try_from_fmt(fmt!("mock-pci-INTx-{:04x}", pci_domain))?;
-        // SAFETY: allocates a named firmware node (with a copy of the
-        // name); freed in drop or below.
-        let fwnode = unsafe {
-            bindings::__irq_domain_alloc_fwnode(
-                bindings::IRQCHIP_FWNODE_NAMED,
-                0,
-                name.as_char_ptr(),
-                core::ptr::null_mut(),
-                core::ptr::null_mut(),
-            )
-        };
-        if fwnode.is_null() {
-            pr_err!("cannot allocate the INTx domain's firmware node\n");
-            return Err(ENOMEM);
-        }
+        let fwnode = named_fwnode(fmt!("mock-pci-INTx-{:04x}", pci_domain))?;
         // SAFETY: all-zero is a valid `irq_domain_info`; the fields that
         // matter are set, as `irq_domain_create_linear()` sets them.
         let mut info: bindings::irq_domain_info = unsafe { core::mem::zeroed() };

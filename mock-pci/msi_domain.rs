@@ -21,6 +21,7 @@
 //! naturally aligned because a block always starts at vector 0 of its
 //! function. Affinity is not a thing here (`MSI_FLAG_NO_AFFINITY`).
 
+use core::fmt;
 use kernel::{bindings, ffi::c_void, prelude::*, str::CString};
 
 /// The address every message of the domain carries. Not a DMA target and
@@ -114,26 +115,36 @@ static PARENT_OPS: Static<bindings::msi_parent_ops> = Static(bindings::msi_paren
     init_dev_msi_info: Some(bindings::msi_lib_init_dev_msi_info),
 });
 
+/// A named firmware node for an interrupt domain of the bus, `NAME` in
+/// `/sys/kernel/debug/irq/domains` (`irq_domain_alloc_named_fwnode()`),
+/// which the caller frees with `irq_domain_free_fwnode()` after the domain.
+pub(crate) fn named_fwnode(name: fmt::Arguments<'_>) -> Result<*mut bindings::fwnode_handle> {
+    let name = CString::try_from_fmt(name)?;
+    // SAFETY: allocates a firmware node with a copy of the name.
+    let fwnode = unsafe {
+        bindings::__irq_domain_alloc_fwnode(
+            bindings::IRQCHIP_FWNODE_NAMED,
+            0,
+            name.as_char_ptr(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
+    if fwnode.is_null() {
+        pr_err!(
+            "cannot allocate the firmware node of {}\n",
+            name.to_str().unwrap_or("a domain")
+        );
+        return Err(ENOMEM);
+    }
+    Ok(fwnode)
+}
+
 impl MsiDomain {
     /// Creates the domain of the host bridge of PCI domain `pci_domain`,
     /// named `mock-pci-MSI-DOMAIN` (`/sys/kernel/debug/irq/domains`).
     pub(crate) fn new(pci_domain: i32) -> Result<Self> {
-        let name = CString::try_from_fmt(fmt!("mock-pci-MSI-{:04x}", pci_domain))?;
-        // SAFETY: allocates a named firmware node (with a copy of the
-        // name); freed in drop or below.
-        let fwnode = unsafe {
-            bindings::__irq_domain_alloc_fwnode(
-                bindings::IRQCHIP_FWNODE_NAMED,
-                0,
-                name.as_char_ptr(),
-                core::ptr::null_mut(),
-                core::ptr::null_mut(),
-            )
-        };
-        if fwnode.is_null() {
-            pr_err!("cannot allocate the MSI domain's firmware node\n");
-            return Err(ENOMEM);
-        }
+        let fwnode = named_fwnode(fmt!("mock-pci-MSI-{:04x}", pci_domain))?;
         // SAFETY: all-zero is a valid `irq_domain_info`; the fields that
         // matter are set.
         let mut info: bindings::irq_domain_info = unsafe { core::mem::zeroed() };
